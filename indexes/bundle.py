@@ -1,0 +1,555 @@
+"""The bundle format in one place: write, publish, open, verify.
+
+A bundle is one immutable directory `<root>/<version>/`:
+
+    manifest.json                      format and bundle version, source summary, every file with
+                                       its size and sha256, every index, the ensemble weights
+    tracks.ids.npy / artists.ids.npy   external ids, fixed-width UTF-8 bytes, in row order
+    tracks.ids_order.npy / ...         the argsort of the ids: lookup by id is a binary search
+    tracks.names.bin + .offsets.npy    names as one UTF-8 blob with int64 offsets
+    tracks.artist.npy                  artist row of each track
+    tracks.listeners.npy / artists...  popularity (listeners per item)
+    <model>.<entity>.ann               one Annoy index per (model, entity)
+    <model>.<entity>.rows.npy          Annoy item -> catalogue row
+    <model>.<entity>.slots.npy         catalogue row -> Annoy item, -1 where the item has no vector
+    cooc.<entity>.{indptr,indices,scores}.npy   top-N co-occurrence neighbours per item
+
+Everything big is a .npy or .ann file that readers mmap, so the workers of a pod share one copy
+and no per-process dict grows with the catalogue. This module imports only numpy and annoy, so the
+online service can read bundles without pulling in the training stack.
+
+Publishing writes into a staging directory beside the bundles, fsyncs, renames it to
+`<root>/<version>` and then atomically replaces the `current` symlink. A published file is never
+written again: a reader that mmapped the old bundle keeps working while a new one is published.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FORMAT_VERSION = 1
+SUPPORTED_FORMATS = (1,)
+ENTITIES = ("tracks", "artists")
+CURRENT = "current"
+MANIFEST = "manifest.json"
+# bytes per Annoy node for f dims (annoylib.h: n_descendants + children[2] (+ one float))
+_ANNOY_NODE_EXTRA = {"angular": 12, "euclidean": 16, "manhattan": 16, "dot": 16}
+
+
+class BundleError(Exception):
+    """A bundle is missing, corrupt, truncated or does not match its manifest."""
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+class BundleWriter:
+    """Writes the files of one bundle into a staging directory and records them for the manifest."""
+
+    def __init__(self, staging: Path) -> None:
+        self.dir = staging
+        self.dir.mkdir(parents=True, exist_ok=False)
+        self.files: dict[str, dict[str, Any]] = {}
+
+    def array(self, name: str, value: NDArray[Any]) -> str:
+        """Saves a plain (non-object) array as `name` (.npy)."""
+        if value.dtype == object:
+            raise ValueError(f"{name}: object arrays cannot be mmapped")
+        path = self.dir / name
+        with open(path, "wb") as f:
+            np.save(f, np.ascontiguousarray(value), allow_pickle=False)
+        return self._record(name)
+
+    def strings(self, prefix: str, values: Sequence[str] | NDArray[np.str_]) -> None:
+        """Saves strings as `<prefix>.bin` (UTF-8 blob) and `<prefix>.offsets.npy`."""
+        encoded = [str(v).encode("utf-8") for v in values]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        with open(self.dir / f"{prefix}.bin", "wb") as f:
+            f.write(b"".join(encoded))
+        self._record(f"{prefix}.bin")
+        self.array(f"{prefix}.offsets.npy", offsets)
+
+    def ids(self, entity: str, ids: Sequence[str] | NDArray[np.str_]) -> None:
+        """Saves external ids (fixed-width UTF-8 bytes) and their sort order for lookups."""
+        encoded = np.asarray([str(i).encode("utf-8") for i in ids], dtype=bytes)
+        if len(encoded) and encoded.dtype.itemsize == 0:
+            encoded = encoded.astype("S1")
+        if len(np.unique(encoded)) != len(encoded):
+            raise ValueError(f"{entity}: ids are not unique")
+        self.array(f"{entity}.ids.npy", encoded)
+        self.array(f"{entity}.ids_order.npy", np.argsort(encoded, kind="stable").astype(np.int64))
+
+    def annoy(
+        self,
+        *,
+        model: str,
+        entity: str,
+        vectors: NDArray[np.float32],
+        mask: NDArray[np.bool_],
+        metric: str,
+        n_trees: int,
+        seed: int,
+    ) -> dict[str, Any]:
+        """Builds and saves the Annoy index of the masked rows; returns its manifest entry."""
+        from annoy import AnnoyIndex
+
+        rows = np.flatnonzero(mask).astype(np.int32)
+        slots = np.full(len(mask), -1, dtype=np.int32)
+        slots[rows] = np.arange(len(rows), dtype=np.int32)
+        dims = int(vectors.shape[1])
+        index = AnnoyIndex(dims, metric)
+        index.set_seed(seed)
+        for slot, row in enumerate(rows.tolist()):
+            index.add_item(slot, vectors[row])
+        index.build(n_trees, n_jobs=-1)
+        stem = f"{model}.{entity}"
+        index.save(str(self.dir / f"{stem}.ann"))
+        index.unload()
+        self._record(f"{stem}.ann")
+        self.array(f"{stem}.rows.npy", rows)
+        self.array(f"{stem}.slots.npy", slots)
+        return {
+            "model": model,
+            "entity": entity,
+            "dims": dims,
+            "metric": metric,
+            "n_items": len(rows),
+            "n_trees": n_trees,
+            "file": f"{stem}.ann",
+            "rows": f"{stem}.rows.npy",
+            "slots": f"{stem}.slots.npy",
+        }
+
+    def _record(self, name: str) -> str:
+        self.files[name] = {"size": (self.dir / name).stat().st_size, "sha256": sha256_file(self.dir / name)}
+        return name
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        manifest = {**manifest, "files": dict(sorted(self.files.items()))}
+        for entry in manifest.get("indexes", []):
+            entry["sha256"] = self.files[entry["file"]]["sha256"]
+        with open(self.dir / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, sort_keys=False)
+            f.write("\n")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def new_version(*, seed_text: str) -> str:
+    """A sortable, unique bundle version: UTC time plus a short hash."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    digest = hashlib.sha256(f"{seed_text}{time.time_ns()}{os.getpid()}".encode()).hexdigest()[:8]
+    return f"{stamp}-{digest}"
+
+
+def staging_dir(root: Path, version: str) -> Path:
+    return root / f".staging-{version}"
+
+
+def publish(*, staging: Path, root: Path, version: str, keep: int = 3) -> Path:
+    """Makes a staged bundle durable and current; returns its final directory.
+
+    fsync every file and the directory, rename staging -> <root>/<version>, point a temporary
+    symlink at it and rename that over `current` (atomic on POSIX). Old versions beyond `keep`
+    are removed; unlinking a file that another process has mmapped is safe (the inode lives on
+    until unmapped), overwriting or truncating it would not be, and is never done.
+    """
+    final = root / version
+    if final.exists():
+        raise BundleError(f"{final}: a bundle with this version already exists; not overwriting it")
+    for path in staging.iterdir():
+        _fsync_file(path)
+    _fsync_dir(staging)
+    os.rename(staging, final)
+    _fsync_dir(root)
+    tmp_link = root / f".{CURRENT}.{version}.tmp"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    os.symlink(version, tmp_link)
+    os.replace(tmp_link, root / CURRENT)
+    _fsync_dir(root)
+    prune(root, keep=keep)
+    return final
+
+
+def prune(root: Path, *, keep: int) -> list[str]:
+    """Removes all but the newest `keep` published versions (never the current one)."""
+    current = resolve_current(root).name if (root / CURRENT).exists() else None
+    versions = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    versions = [v for v in versions if (root / v / MANIFEST).exists()]
+    removed = []
+    for v in versions[: max(0, len(versions) - keep)]:
+        if v != current:
+            shutil.rmtree(root / v)
+            removed.append(v)
+    return removed
+
+
+def resolve_current(root: Path) -> Path:
+    """The bundle directory that `<root>/current` points at (or `root` itself if it is a bundle)."""
+    if (root / MANIFEST).exists():
+        return root
+    link = root / CURRENT
+    if not link.exists():
+        raise BundleError(f"{root}: no bundle here (neither {MANIFEST} nor a '{CURRENT}' link)")
+    return link.resolve()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+class Strings:
+    """Strings stored as a UTF-8 blob plus offsets, both mmapped."""
+
+    def __init__(self, blob: NDArray[np.uint8], offsets: NDArray[np.int64]) -> None:
+        self.blob, self.offsets = blob, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return bytes(self.blob[a:b]).decode("utf-8")
+
+
+class Entities:
+    """The id map and metadata of tracks or artists."""
+
+    def __init__(self, *, ids: NDArray[np.bytes_], order: NDArray[np.int64], names: Strings,
+                 listeners: NDArray[np.float32], artist: NDArray[np.int32] | None) -> None:  # fmt: skip
+        self.ids, self.order, self.names = ids, order, names
+        self.listeners, self.artist = listeners, artist
+        self._width = ids.dtype.itemsize
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row_of(self, external_id: str) -> int | None:
+        """The row of an external id, or None: a binary search over the mmapped ids."""
+        key = external_id.encode("utf-8")
+        if len(key) > self._width or not key or key.endswith(b"\x00"):
+            return None
+        lo, hi = 0, len(self.order)
+        ids, order = self.ids, self.order
+        while lo < hi:
+            mid = (lo + hi) // 2
+            v = ids[order[mid]]
+            if v < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < len(order) and ids[order[lo]] == key:
+            return int(order[lo])
+        return None
+
+    def id_of(self, row: int) -> str:
+        return bytes(self.ids[row]).decode("utf-8")
+
+
+@dataclass
+class AnnIndex:
+    """One opened Annoy index with its row maps."""
+
+    model: str
+    entity: str
+    dims: int
+    metric: str
+    n_items: int
+    n_trees: int
+    search_k: int
+    index: Any  # annoy.AnnoyIndex
+    rows: NDArray[np.int32]  # annoy item -> catalogue row
+    slots: NDArray[np.int32]  # catalogue row -> annoy item or -1
+
+    def neighbours(self, row: int, k: int, *, search_k: int | None = None) -> tuple[NDArray[np.int32], NDArray[np.float32]]:  # fmt: skip
+        """Catalogue rows of the k nearest items to `row` (itself excluded) and their distances."""
+        if not 0 <= row < len(self.slots):
+            raise IndexError(f"row {row} outside {self.entity} (0..{len(self.slots) - 1})")
+        slot = int(self.slots[row])
+        if slot < 0:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
+        sk = self.search_k if search_k is None else search_k
+        items, dists = self.index.get_nns_by_item(slot, k + 1, search_k=sk, include_distances=True)
+        out_rows = self.rows[np.asarray(items, dtype=np.int64)]
+        d = np.asarray(dists, dtype=np.float32)
+        keep = out_rows != row
+        return out_rows[keep][:k], d[keep][:k]
+
+    def similarity(self, a: int, b: int) -> float:
+        """Cosine similarity of two catalogue rows (0.0 when either has no vector)."""
+        sa, sb = int(self.slots[a]), int(self.slots[b])
+        if sa < 0 or sb < 0:
+            return 0.0
+        d = self.index.get_distance(sa, sb)
+        return 1.0 - d * d / 2.0 if self.metric == "angular" else float(d)
+
+
+@dataclass
+class CoocNeighbours:
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int32]
+    scores: NDArray[np.float32]
+
+    def row(self, i: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        a, b = int(self.indptr[i]), int(self.indptr[i + 1])
+        return self.indices[a:b], self.scores[a:b]
+
+
+class Bundle:
+    """An opened, verified bundle. Close it to unmap the Annoy indexes."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.version: str = manifest["bundle_version"]
+        self.entities: dict[str, Entities] = {}
+        self.indexes: dict[tuple[str, str], AnnIndex] = {}
+        self.cooc: dict[str, CoocNeighbours] = {}
+
+    @property
+    def tracks(self) -> Entities:
+        return self.entities["tracks"]
+
+    @property
+    def artists(self) -> Entities:
+        return self.entities["artists"]
+
+    def models(self, entity: str) -> list[str]:
+        return [m for (m, e) in self.indexes if e == entity]
+
+    def ensemble(self, entity: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.manifest["ensemble"][entity]
+        return result
+
+    def close(self) -> None:
+        for ann in self.indexes.values():
+            ann.index.unload()
+        self.indexes.clear()
+
+    def __enter__(self) -> Bundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_bundle(path: Path | str, *, verify_checksums: bool = True) -> Bundle:
+    """Opens `path` (a bundle directory, or a root with a `current` link) after checking it.
+
+    Checks the format version, that every file in the manifest exists with its size (and
+    sha256 unless `verify_checksums` is False), that arrays have the dtypes and lengths the
+    manifest promises, and that each Annoy file's size fits its dims and item count before Annoy
+    ever maps it. Raises BundleError naming the file and the problem.
+    """
+    directory = resolve_current(Path(path))
+    manifest = read_manifest(directory)
+    files: Mapping[str, Mapping[str, Any]] = manifest["files"]
+    for name, meta in files.items():
+        _check_file(directory, name, meta, verify_checksums=verify_checksums)
+    bundle = Bundle(directory, manifest)
+    try:
+        _open_entities(bundle, manifest)
+        _open_cooc(bundle, manifest)
+        _open_indexes(bundle, manifest)
+    except BundleError:
+        bundle.close()
+        raise
+    return bundle
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    path = directory / MANIFEST
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BundleError(f"{path}: missing") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: unreadable ({e})") from None
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: expected a JSON object")
+    fmt = manifest.get("format_version")
+    if fmt not in SUPPORTED_FORMATS:
+        raise BundleError(
+            f"{path}: format_version {fmt!r} is not supported (this segue reads {SUPPORTED_FORMATS})"
+        )
+    for key in ("bundle_version", "files", "entities", "indexes", "ensemble"):
+        if key not in manifest:
+            raise BundleError(f"{path}: missing key '{key}'")
+    return manifest
+
+
+def _check_file(directory: Path, name: str, meta: Mapping[str, Any], *, verify_checksums: bool) -> None:
+    if "/" in name or name.startswith("."):
+        raise BundleError(f"{directory / MANIFEST}: bad file name {name!r}")
+    path = directory / name
+    if not path.is_file():
+        raise BundleError(f"{path}: missing")
+    size = path.stat().st_size
+    if size != meta.get("size"):
+        what = "truncated" if size < int(meta.get("size", 0)) else "size mismatch"
+        raise BundleError(f"{path}: {what}: {size} bytes, manifest says {meta.get('size')}")
+    if verify_checksums and sha256_file(path) != meta.get("sha256"):
+        raise BundleError(f"{path}: checksum mismatch (sha256 differs from the manifest): corrupt")
+
+
+def _load(directory: Path, name: str, *, dtype_kind: str, length: int | None, files: Mapping[str, Any]) -> NDArray[Any]:  # fmt: skip
+    if name not in files:
+        raise BundleError(f"{directory / MANIFEST}: does not list {name}")
+    path = directory / name
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise BundleError(f"{path}: not a readable .npy file ({e})") from None
+    if arr.dtype.kind not in dtype_kind or arr.ndim != 1:
+        raise BundleError(f"{path}: expected a 1-d array of kind {dtype_kind!r}, got {arr.dtype} {arr.shape}")
+    if length is not None and len(arr) != length:
+        raise BundleError(f"{path}: expected {length} entries, found {len(arr)}")
+    return arr
+
+
+def _open_entities(bundle: Bundle, manifest: dict[str, Any]) -> None:
+    d, files = bundle.path, manifest["files"]
+    counts = manifest["entities"]
+    for entity in ENTITIES:
+        n = counts.get(entity)
+        if not isinstance(n, int) or n < 0:
+            raise BundleError(f"{d / MANIFEST}: entities.{entity} must be a count")
+        ids = _load(d, f"{entity}.ids.npy", dtype_kind="S", length=n, files=files)
+        order = _load(d, f"{entity}.ids_order.npy", dtype_kind="i", length=n, files=files)
+        offsets = _load(d, f"{entity}.names.offsets.npy", dtype_kind="i", length=n + 1, files=files)
+        blob_path = d / f"{entity}.names.bin"
+        blob_size = blob_path.stat().st_size
+        if n and (offsets[0] != 0 or offsets[-1] != blob_size or (np.diff(offsets) < 0).any()):
+            raise BundleError(f"{d / f'{entity}.names.offsets.npy'}: offsets do not fit {blob_path.name}")
+        blob = np.memmap(blob_path, dtype=np.uint8, mode="r") if blob_size else np.zeros(0, np.uint8)
+        listeners = _load(d, f"{entity}.listeners.npy", dtype_kind="f", length=n, files=files)
+        artist = None
+        if entity == "tracks":
+            artist = _load(d, "tracks.artist.npy", dtype_kind="i", length=n, files=files)
+            if n and (artist.min() < 0 or artist.max() >= counts.get("artists", 0)):
+                raise BundleError(f"{d / 'tracks.artist.npy'}: artist rows out of range")
+        if n and (order.min() < 0 or order.max() >= n):
+            raise BundleError(f"{d / f'{entity}.ids_order.npy'}: rows out of range")
+        bundle.entities[entity] = Entities(
+            ids=ids, order=order, names=Strings(blob, offsets), listeners=listeners, artist=artist
+        )
+
+
+def _open_cooc(bundle: Bundle, manifest: dict[str, Any]) -> None:
+    d, files = bundle.path, manifest["files"]
+    for entity in ENTITIES:
+        n = manifest["entities"][entity]
+        indptr = _load(d, f"cooc.{entity}.indptr.npy", dtype_kind="i", length=n + 1, files=files)
+        nnz = int(indptr[-1]) if len(indptr) else 0
+        indices = _load(d, f"cooc.{entity}.indices.npy", dtype_kind="i", length=nnz, files=files)
+        scores = _load(d, f"cooc.{entity}.scores.npy", dtype_kind="f", length=nnz, files=files)
+        if indptr[0] != 0 or (np.diff(indptr) < 0).any():
+            raise BundleError(f"{d / f'cooc.{entity}.indptr.npy'}: not a valid row pointer")
+        if nnz and (indices.min() < 0 or indices.max() >= n):
+            raise BundleError(f"{d / f'cooc.{entity}.indices.npy'}: rows out of range")
+        bundle.cooc[entity] = CoocNeighbours(indptr=indptr, indices=indices, scores=scores)
+
+
+def _open_indexes(bundle: Bundle, manifest: dict[str, Any]) -> None:
+    from annoy import AnnoyIndex
+
+    d, files = bundle.path, manifest["files"]
+    for entry in manifest["indexes"]:
+        try:
+            model, entity, dims, metric = entry["model"], entry["entity"], entry["dims"], entry["metric"]
+            n_items, n_trees, file = entry["n_items"], entry["n_trees"], entry["file"]
+        except (KeyError, TypeError) as e:
+            raise BundleError(f"{d / MANIFEST}: index entry {entry!r} lacks {e}") from None
+        path = d / file
+        if entity not in ENTITIES or metric not in _ANNOY_NODE_EXTRA:
+            raise BundleError(f"{path}: unknown entity {entity!r} or metric {metric!r}")
+        if not isinstance(dims, int) or not 1 <= dims <= 4096:
+            raise BundleError(f"{path}: bad dims {dims!r}")
+        if file not in files:
+            raise BundleError(f"{d / MANIFEST}: does not list {file}")
+        n_entity = manifest["entities"][entity]
+        rows = _load(d, entry["rows"], dtype_kind="i", length=n_items, files=files)
+        slots = _load(d, entry["slots"], dtype_kind="i", length=n_entity, files=files)
+        if n_items and (rows.min() < 0 or rows.max() >= n_entity):
+            raise BundleError(f"{d / entry['rows']}: rows out of range")
+        if n_entity and slots.max() >= n_items:
+            raise BundleError(f"{d / entry['slots']}: slots out of range")
+        node = 4 * dims + _ANNOY_NODE_EXTRA[metric]
+        size = path.stat().st_size
+        if n_items == 0:
+            raise BundleError(f"{path}: index has no items")
+        if size % node != 0:
+            raise BundleError(
+                f"{path}: {size} bytes is not a whole number of {dims}-dim {metric} nodes "
+                f"({node} bytes): wrong dims or a truncated file"
+            )
+        if size // node < n_items + n_trees:
+            raise BundleError(f"{path}: {size // node} nodes cannot hold {n_items} items and {n_trees} trees")
+        index = AnnoyIndex(dims, metric)
+        try:
+            index.load(str(path), prefault=False)
+        except OSError as e:
+            raise BundleError(f"{path}: Annoy could not load it ({e})") from None
+        found_items, found_trees = index.get_n_items(), index.get_n_trees()
+        if found_items != n_items or found_trees != n_trees:
+            index.unload()
+            raise BundleError(
+                f"{path}: has {found_items} items and {found_trees} trees, "
+                f"manifest says {n_items} and {n_trees}"
+            )
+        bundle.indexes[(model, entity)] = AnnIndex(
+            model=model, entity=entity, dims=dims, metric=metric, n_items=n_items,
+            n_trees=n_trees, search_k=int(entry.get("search_k", -1)), index=index,
+            rows=rows, slots=slots,
+        )  # fmt: skip
+
+
+def verify(path: Path | str) -> Bundle:
+    """`segue verify`: every check of `open_bundle`, with checksums. The caller closes it."""
+    return open_bundle(path, verify_checksums=True)
+
+
+def iter_versions(root: Path) -> Iterator[Path]:
+    for p in sorted(root.iterdir()):
+        if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists():
+            yield p

@@ -1,0 +1,1 @@
+"""Loaders: each real format (and the synthetic generator) yields one internal shape, `Dataset`."""

@@ -1,0 +1,39 @@
+"""`--dataset` specs: synthetic[:N] | hetrec:DIR | plays:FILE | sessions:FILE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from indexes.datasets.shape import Dataset
+
+SPECS = "synthetic[:TRACKS] | hetrec:DIR | plays:FILE | sessions:FILE"
+
+
+def load_dataset(spec: str, *, seed: int = 42) -> Dataset:
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic":
+        from indexes.datasets.synthetic import generate_synthetic
+
+        try:
+            n = int(arg.replace("_", "")) if arg else 5000
+        except ValueError:
+            raise ValueError(f"--dataset {spec!r}: the synthetic size must be a number of tracks") from None
+        return generate_synthetic(n_tracks=n, seed=seed)
+    if not arg:
+        raise ValueError(f"--dataset {spec!r}: expected {SPECS}")
+    path = Path(arg)
+    if not path.exists():
+        raise ValueError(f"--dataset {spec!r}: {path} does not exist")
+    if kind == "hetrec":
+        from indexes.datasets.hetrec import load_hetrec
+
+        return load_hetrec(path)
+    if kind == "plays":
+        from indexes.datasets.plays_csv import load_plays_csv
+
+        return load_plays_csv(path)
+    if kind == "sessions":
+        from indexes.datasets.sessions_csv import load_sessions_csv
+
+        return load_sessions_csv(path)
+    raise ValueError(f"--dataset {spec!r}: unknown kind {kind!r}; expected {SPECS}")

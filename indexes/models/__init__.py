@@ -1,0 +1,1 @@
+"""Models: each turns a `Dataset` into float32 vectors for tracks and artists."""

@@ -1,0 +1,107 @@
+"""word2vec (skip-gram, negative sampling) over sessions and playlists with `gensim`.
+
+Ordered sequences use a short window (neighbours in the listening order); unordered ones (a
+user's tracks, for sources without sessions) use a window that spans the whole list
+(item2vec). The corpus goes through a temporary file so that gensim's fast `corpus_file` mode
+trains on all cores without a Python list of a million strings.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from indexes.datasets.shape import Dataset
+from indexes.models.base import Vectors, artists_from_tracks
+
+
+@dataclass(frozen=True)
+class Word2VecModel:
+    name: ClassVar[str] = "word2vec"
+    metric: ClassVar[str] = "angular"
+    vector_size: int = 64
+    window: int = 5
+    epochs: int = 10
+    negative: int = 10
+    min_count: int = 1
+    sample: float = 1e-4
+    workers: int = 2
+
+    @property
+    def dims(self) -> int:
+        return self.vector_size
+
+    def fit(self, data: Dataset, *, seed: int) -> Vectors:
+        from gensim.models import Word2Vec  # heavy import, only when fitting
+
+        seqs = data.sequences
+        lengths = np.diff(seqs.indptr)
+        n_tracks = data.items.n_tracks
+        tracks = np.zeros((n_tracks, self.vector_size), dtype=np.float32)
+        mask = np.zeros(n_tracks, dtype=bool)
+        if seqs.ordered:
+            window, shrink = self.window, True
+        else:
+            window, shrink = max(self.window, int(lengths.max(initial=1))), False
+        with tempfile.TemporaryDirectory(prefix="segue-w2v-") as tmp:
+            corpus = os.path.join(tmp, "corpus.txt")
+            n_lines = _write_corpus(corpus, seqs.indptr, seqs.items, shuffle=not seqs.ordered, seed=seed)
+            if n_lines == 0:
+                return self._empty(data)
+            model = Word2Vec(
+                corpus_file=corpus,
+                vector_size=self.vector_size,
+                window=window,
+                shrink_windows=shrink,
+                min_count=self.min_count,
+                sg=1,
+                negative=self.negative,
+                sample=self.sample,
+                epochs=self.epochs,
+                workers=self.workers,
+                seed=seed,
+            )
+        keys = np.asarray([int(k) for k in model.wv.index_to_key], dtype=np.int64)
+        tracks[keys] = model.wv.vectors.astype(np.float32)
+        mask[keys] = True
+        mask &= np.abs(tracks).sum(axis=1) > 0
+        plays = np.bincount(seqs.items, minlength=n_tracks).astype(np.float32)
+        artists, artist_mask = artists_from_tracks(data, tracks, mask, weights=np.log1p(plays))
+        return Vectors(tracks=tracks, track_mask=mask, artists=artists, artist_mask=artist_mask)
+
+    def _empty(self, data: Dataset) -> Vectors:
+        n_t, n_a, d = data.items.n_tracks, data.items.n_artists, self.vector_size
+        return Vectors(
+            tracks=np.zeros((n_t, d), dtype=np.float32),
+            track_mask=np.zeros(n_t, dtype=bool),
+            artists=np.zeros((n_a, d), dtype=np.float32),
+            artist_mask=np.zeros(n_a, dtype=bool),
+        )
+
+
+def _write_corpus(
+    path: str, indptr: np.ndarray, items: np.ndarray, *, shuffle: bool, seed: int
+) -> int:
+    """One line per sequence of two or more items, tokens are track rows. Returns the line count."""
+    rng = np.random.default_rng(seed)
+    lines = 0
+    with open(path, "w", encoding="ascii") as f:
+        chunk: list[str] = []
+        for s in range(len(indptr) - 1):
+            seq = items[indptr[s] : indptr[s + 1]]
+            if len(seq) < 2:
+                continue
+            if shuffle:
+                seq = rng.permutation(seq)
+            chunk.append(" ".join(map(str, seq.tolist())))
+            lines += 1
+            if len(chunk) >= 10000:
+                f.write("\n".join(chunk) + "\n")
+                chunk.clear()
+        if chunk:
+            f.write("\n".join(chunk) + "\n")
+    return lines

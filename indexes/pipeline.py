@@ -1,0 +1,165 @@
+"""`segue build`: data set -> models -> Annoy indexes -> ensemble weights -> published bundle."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexes import bundle as fmt
+from indexes.datasets.shape import Dataset
+from indexes.ensemble import default_weights
+from indexes.ensemble_fit import fit_weights
+from indexes.models.base import VectorModel, Vectors
+from indexes.models.cooccurrence import Neighbours, cooccurrence_neighbours, popularity
+from indexes.models.registry import default_models
+from indexes.progress import log, stage
+from indexes.splits import validation_split
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    dims: int = 64
+    n_trees: int = 50
+    search_k: int = 5000  # default search_k stored with each index (tuned by loadtest/bench_bundle.py)
+    seed: int = 42
+    validation_fraction: float = 0.05
+    max_validation_users: int = 2000
+    cooc_top_n: int = 100
+    candidates_per_source: int = 50
+    keep: int = 3  # published versions kept in the output directory
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    version: str
+    manifest: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def build_bundle(
+    data: Dataset,
+    *,
+    out: Path,
+    config: BuildConfig | None = None,
+    models: list[VectorModel] | None = None,
+    publish: bool = True,
+) -> BuildResult:
+    """Trains every model on `data`, writes a bundle and (by default) publishes it under `out`."""
+    config = config or BuildConfig()
+    models = models if models is not None else default_models(dims=config.dims)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+
+    with stage("split validation users", timings):
+        split = validation_split(
+            data,
+            fraction=config.validation_fraction,
+            max_users=config.max_validation_users,
+            seed=config.seed,
+        )
+        train = split.train
+        log(f"  {split.description}; training on {train.n_users} users")
+
+    vectors: dict[str, Vectors] = {}
+    for model in models:
+        with stage(f"train {model.name}", timings):
+            v = model.fit(train, seed=config.seed)
+            v.check(train)
+            vectors[model.name] = v
+            log(f"  {model.name}: {int(v.track_mask.sum())} track and {int(v.artist_mask.sum())} artist vectors of {v.dims} dims")  # noqa: E501
+
+    baskets = {"tracks": train.interactions, "artists": train.artist_interactions()}
+    cooc: dict[str, Neighbours] = {}
+    listeners: dict[str, np.ndarray] = {}
+    for entity, matrix in baskets.items():
+        with stage(f"co-occurrence {entity}", timings):
+            cooc[entity] = cooccurrence_neighbours(matrix, top_n=config.cooc_top_n, name=f"co-occurrence {entity}")
+            listeners[entity] = popularity(matrix)
+
+    version = fmt.new_version(seed_text=data.name)
+    staging = fmt.staging_dir(out, version)
+    writer = fmt.BundleWriter(staging)
+    items = data.items
+    with stage("write id maps and metadata", timings):
+        writer.ids("tracks", items.track_ids)
+        writer.ids("artists", items.artist_ids)
+        writer.strings("tracks.names", items.track_names)
+        writer.strings("artists.names", items.artist_names)
+        writer.array("tracks.artist.npy", items.track_artist.astype(np.int32))
+        for entity in ("tracks", "artists"):
+            writer.array(f"{entity}.listeners.npy", listeners[entity].astype(np.float32))
+            nb = cooc[entity]
+            writer.array(f"cooc.{entity}.indptr.npy", nb.indptr)
+            writer.array(f"cooc.{entity}.indices.npy", nb.indices)
+            writer.array(f"cooc.{entity}.scores.npy", nb.scores)
+
+    index_entries = []
+    for model in models:
+        v = vectors[model.name]
+        for entity, m, mask in (("tracks", v.tracks, v.track_mask), ("artists", v.artists, v.artist_mask)):
+            if not mask.any():
+                log(f"  {model.name}.{entity}: no vectors, no index")
+                continue
+            with stage(f"annoy {model.name}.{entity} ({int(mask.sum())} items)", timings):
+                entry = writer.annoy(model=model.name, entity=entity, vectors=m, mask=mask,
+                                     metric=model.metric, n_trees=config.n_trees, seed=config.seed)  # fmt: skip
+                entry["search_k"] = config.search_k
+                index_entries.append(entry)
+
+    manifest: dict[str, Any] = {
+        "format_version": fmt.FORMAT_VERSION,
+        "bundle_version": version,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": {**data.summary(), "load_report": data.report.to_json()},
+        "training": {
+            "validation": split.description,
+            "config": asdict(config),
+            "models": [{"name": m.name, **_params(m)} for m in models],
+        },
+        "entities": {"tracks": items.n_tracks, "artists": items.n_artists},
+        "indexes": index_entries,
+        "ensemble": {
+            e: default_weights([x["model"] for x in index_entries if x["entity"] == e])
+            for e in ("tracks", "artists")
+        },
+        "variants": {},
+    }
+    writer.write_manifest(manifest)
+
+    with stage("fit ensemble weights", timings):
+        b = fmt.open_bundle(staging, verify_checksums=False)
+        try:
+            for entity in ("tracks", "artists"):
+                manifest["ensemble"][entity] = fit_weights(
+                    b, entity=entity, baskets=split.baskets[entity], seed=config.seed,
+                    candidates_per_source=config.candidates_per_source,
+                )  # fmt: skip
+        finally:
+            b.close()
+    manifest["build_seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    writer.write_manifest(manifest)
+
+    with stage("verify", timings):
+        fmt.verify(staging).close()
+    path = staging
+    if publish:
+        with stage("publish", timings):
+            path = fmt.publish(staging=staging, root=out, version=version, keep=config.keep)
+    total = time.perf_counter() - started
+    timings["total"] = total
+    return BuildResult(path=path, version=version, manifest=manifest, timings=timings)
+
+
+def _params(model: VectorModel) -> dict[str, Any]:
+    try:
+        params: dict[str, Any] = asdict(model)  # type: ignore[call-overload]
+    except TypeError:
+        params = {}
+    return json.loads(json.dumps(params, default=str))

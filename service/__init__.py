@@ -1,0 +1,1 @@
+"""segue's online half (the HTTP service) and the `segue` command."""

@@ -1,0 +1,165 @@
+"""The `segue` command. Sub-commands import what they need when they run, not before."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DATASET_HELP = "synthetic[:TRACKS] (default synthetic:5000) | hetrec:DIR | plays:FILE | sessions:FILE"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="segue", description="segue: music radio and related artists")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="train the models on a data set and publish a bundle")
+    p.add_argument("--dataset", default="synthetic:5000", help=DATASET_HELP)
+    p.add_argument("--out", type=Path, required=True, help="bundles directory (DIR/<version>, DIR/current)")
+    _build_options(p)
+    p.add_argument("--keep", type=int, default=3, help="published versions to keep (default 3)")
+    p.set_defaults(func=_build)
+
+    p = sub.add_parser("verify", help="check a bundle (format, checksums, dims, counts)")
+    p.add_argument("path", type=Path, help="a bundle directory or a bundles directory with 'current'")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("summary", help="print the summary of a bundle")
+    p.add_argument("path", type=Path)
+    p.set_defaults(func=_summary)
+
+    p = sub.add_parser("evaluate", help="recall/hit rate at K per model, ensemble and baselines")
+    p.add_argument("--dataset", default="synthetic:5000", help=DATASET_HELP)
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--json", type=Path, default=Path("var/evaluation.json"), help="where to write the JSON results")
+    _build_options(p)
+    p.set_defaults(func=_evaluate)
+
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _build_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--dims", type=int, default=64, help="vector dimensions of every model (default 64)")
+    p.add_argument("--trees", type=int, default=50, help="Annoy trees per index (default 50)")
+    p.add_argument("--search-k", type=int, default=5000, help="default Annoy search_k stored in the manifest")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from indexes.pipeline import BuildConfig
+
+    for name in ("dims", "trees", "search_k"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"segue: --{name.replace('_', '-')} must be at least 1")
+    return BuildConfig(
+        dims=args.dims, n_trees=args.trees, search_k=args.search_k, seed=args.seed,
+        keep=getattr(args, "keep", 3),
+    )  # fmt: skip
+
+
+def _load(spec: str, seed: int) -> Any:
+    from indexes.datasets.registry import load_dataset
+    from indexes.progress import log, stage
+
+    try:
+        with stage(f"load {spec}"):
+            data = load_dataset(spec, seed=seed)
+    except ValueError as e:
+        print(f"segue: {e}", file=sys.stderr)
+        return None
+    if data.report.files:
+        log("load report:\n" + data.report.summary())
+    if data.items.n_tracks == 0 or data.interactions.nnz == 0:
+        print(f"segue: {spec}: no usable rows; nothing to build", file=sys.stderr)
+        return None
+    return data
+
+
+def _build(args: argparse.Namespace) -> int:
+    from indexes.pipeline import build_bundle
+
+    config = _config(args)
+    data = _load(args.dataset, args.seed)
+    if data is None:
+        return 2
+    result = build_bundle(data, out=args.out, config=config)
+    print(_describe(result.path, result.manifest))
+    print(f"built {result.version} in {result.timings['total']:.1f}s -> {args.out / 'current'}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from indexes.bundle import BundleError, verify
+
+    try:
+        bundle = verify(args.path)
+    except BundleError as e:
+        print(f"segue verify: {e}", file=sys.stderr)
+        return 1
+    with bundle:
+        if not args.quiet:
+            print(f"OK {bundle.path}: bundle {bundle.version}, {len(bundle.manifest['files'])} files, "
+                  f"{len(bundle.indexes)} indexes, checksums match")  # fmt: skip
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from indexes.bundle import BundleError, read_manifest, resolve_current
+
+    try:
+        path = resolve_current(args.path)
+        manifest = read_manifest(path)
+    except BundleError as e:
+        print(f"segue summary: {e}", file=sys.stderr)
+        return 1
+    print(_describe(path, manifest))
+    return 0
+
+
+def _describe(path: Path, manifest: dict[str, Any]) -> str:
+    src = manifest["source"]
+    size = sum(int(f["size"]) for f in manifest["files"].values())
+    lines = [
+        f"bundle {manifest['bundle_version']} at {path} (format {manifest['format_version']}, {size / 1e6:.1f} MB)",
+        f"source {src['name']}: {src['tracks']} tracks, {src['artists']} artists, {src['users']} users, "
+        f"{src['interactions']} user-track pairs, {src['sequences']} sequences, {src['bad_rows']} bad rows",
+        "indexes:",
+    ]
+    for ix in manifest["indexes"]:
+        lines.append(
+            f"  {ix['model']:<10} {ix['entity']:<8} {ix['n_items']:>9} items  {ix['dims']:>4} dims  "
+            f"{ix['metric']:<8} {ix['n_trees']:>3} trees  search_k {ix.get('search_k', -1)}"
+        )
+    lines.append("ensemble weights:")
+    for entity, e in manifest["ensemble"].items():
+        w = ", ".join(f"{n}={v:.3g}" for n, v in zip(e["features"], e["weights"], strict=True))
+        lines.append(f"  {entity:<8} {w} (bias {e.get('bias', 0.0):.3g}, {'fitted' if e.get('fitted') else 'default'})")
+    return "\n".join(lines)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from indexes.evaluate import EvalConfig, evaluate, format_table
+
+    config = _config(args)
+    data = _load(args.dataset, args.seed)
+    if data is None:
+        return 2
+    results = evaluate(data, build=config, config=EvalConfig(k=args.k, test_fraction=args.test_fraction))
+    print(format_table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
