@@ -110,7 +110,7 @@ class BundleWriter:
         slots = np.full(len(mask), -1, dtype=np.int32)
         slots[rows] = np.arange(len(rows), dtype=np.int32)
         dims = int(vectors.shape[1])
-        index = AnnoyIndex(dims, metric)
+        index = AnnoyIndex(dims, metric)  # type: ignore[arg-type]  # checked by the caller
         index.set_seed(seed)
         for slot, row in enumerate(rows.tolist()):
             index.add_item(slot, vectors[row])
@@ -134,7 +134,10 @@ class BundleWriter:
         }
 
     def _record(self, name: str) -> str:
-        self.files[name] = {"size": (self.dir / name).stat().st_size, "sha256": sha256_file(self.dir / name)}
+        self.files[name] = {
+            "size": (self.dir / name).stat().st_size,
+            "sha256": sha256_file(self.dir / name),
+        }
         return name
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
@@ -251,8 +254,15 @@ class Strings:
 class Entities:
     """The id map and metadata of tracks or artists."""
 
-    def __init__(self, *, ids: NDArray[np.bytes_], order: NDArray[np.int64], names: Strings,
-                 listeners: NDArray[np.float32], artist: NDArray[np.int32] | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        ids: NDArray[np.bytes_],
+        order: NDArray[np.int64],
+        names: Strings,
+        listeners: NDArray[np.float32],
+        artist: NDArray[np.int32] | None,
+    ) -> None:
         self.ids, self.order, self.names = ids, order, names
         self.listeners, self.artist = listeners, artist
         self._width = ids.dtype.itemsize
@@ -297,7 +307,9 @@ class AnnIndex:
     rows: NDArray[np.int32]  # annoy item -> catalogue row
     slots: NDArray[np.int32]  # catalogue row -> annoy item or -1
 
-    def neighbours(self, row: int, k: int, *, search_k: int | None = None) -> tuple[NDArray[np.int32], NDArray[np.float32]]:  # fmt: skip
+    def neighbours(
+        self, row: int, k: int, *, search_k: int | None = None
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
         """Catalogue rows of the k nearest items to `row` (itself excluded) and their distances."""
         if not 0 <= row < len(self.slots):
             raise IndexError(f"row {row} outside {self.entity} (0..{len(self.slots) - 1})")
@@ -418,7 +430,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def _check_file(directory: Path, name: str, meta: Mapping[str, Any], *, verify_checksums: bool) -> None:
+def _check_file(
+    directory: Path, name: str, meta: Mapping[str, Any], *, verify_checksums: bool
+) -> None:
     if "/" in name or name.startswith("."):
         raise BundleError(f"{directory / MANIFEST}: bad file name {name!r}")
     path = directory / name
@@ -432,7 +446,9 @@ def _check_file(directory: Path, name: str, meta: Mapping[str, Any], *, verify_c
         raise BundleError(f"{path}: checksum mismatch (sha256 differs from the manifest): corrupt")
 
 
-def _load(directory: Path, name: str, *, dtype_kind: str, length: int | None, files: Mapping[str, Any]) -> NDArray[Any]:  # fmt: skip
+def _load(
+    directory: Path, name: str, *, dtype_kind: str, length: int | None, files: Mapping[str, Any]
+) -> NDArray[Any]:
     if name not in files:
         raise BundleError(f"{directory / MANIFEST}: does not list {name}")
     path = directory / name
@@ -441,7 +457,9 @@ def _load(directory: Path, name: str, *, dtype_kind: str, length: int | None, fi
     except (ValueError, OSError) as e:
         raise BundleError(f"{path}: not a readable .npy file ({e})") from None
     if arr.dtype.kind not in dtype_kind or arr.ndim != 1:
-        raise BundleError(f"{path}: expected a 1-d array of kind {dtype_kind!r}, got {arr.dtype} {arr.shape}")
+        raise BundleError(
+            f"{path}: expected a 1-d array of kind {dtype_kind!r}, got {arr.dtype} {arr.shape}"
+        )
     if length is not None and len(arr) != length:
         raise BundleError(f"{path}: expected {length} entries, found {len(arr)}")
     return arr
@@ -460,8 +478,12 @@ def _open_entities(bundle: Bundle, manifest: dict[str, Any]) -> None:
         blob_path = d / f"{entity}.names.bin"
         blob_size = blob_path.stat().st_size
         if n and (offsets[0] != 0 or offsets[-1] != blob_size or (np.diff(offsets) < 0).any()):
-            raise BundleError(f"{d / f'{entity}.names.offsets.npy'}: offsets do not fit {blob_path.name}")
-        blob = np.memmap(blob_path, dtype=np.uint8, mode="r") if blob_size else np.zeros(0, np.uint8)
+            raise BundleError(
+                f"{d / f'{entity}.names.offsets.npy'}: offsets do not fit {blob_path.name}"
+            )
+        blob = (
+            np.memmap(blob_path, dtype=np.uint8, mode="r") if blob_size else np.zeros(0, np.uint8)
+        )
         listeners = _load(d, f"{entity}.listeners.npy", dtype_kind="f", length=n, files=files)
         artist = None
         if entity == "tracks":
@@ -496,7 +518,12 @@ def _open_indexes(bundle: Bundle, manifest: dict[str, Any]) -> None:
     d, files = bundle.path, manifest["files"]
     for entry in manifest["indexes"]:
         try:
-            model, entity, dims, metric = entry["model"], entry["entity"], entry["dims"], entry["metric"]
+            model, entity, dims, metric = (
+                entry["model"],
+                entry["entity"],
+                entry["dims"],
+                entry["metric"],
+            )
             n_items, n_trees, file = entry["n_items"], entry["n_trees"], entry["file"]
         except (KeyError, TypeError) as e:
             raise BundleError(f"{d / MANIFEST}: index entry {entry!r} lacks {e}") from None
@@ -524,7 +551,9 @@ def _open_indexes(bundle: Bundle, manifest: dict[str, Any]) -> None:
                 f"({node} bytes): wrong dims or a truncated file"
             )
         if size // node < n_items + n_trees:
-            raise BundleError(f"{path}: {size // node} nodes cannot hold {n_items} items and {n_trees} trees")
+            raise BundleError(
+                f"{path}: {size // node} nodes cannot hold {n_items} items and {n_trees} trees"
+            )
         index = AnnoyIndex(dims, metric)
         try:
             index.load(str(path), prefault=False)
@@ -538,10 +567,17 @@ def _open_indexes(bundle: Bundle, manifest: dict[str, Any]) -> None:
                 f"manifest says {n_items} and {n_trees}"
             )
         bundle.indexes[(model, entity)] = AnnIndex(
-            model=model, entity=entity, dims=dims, metric=metric, n_items=n_items,
-            n_trees=n_trees, search_k=int(entry.get("search_k", -1)), index=index,
-            rows=rows, slots=slots,
-        )  # fmt: skip
+            model=model,
+            entity=entity,
+            dims=dims,
+            metric=metric,
+            n_items=n_items,
+            n_trees=n_trees,
+            search_k=int(entry.get("search_k", -1)),
+            index=index,
+            rows=rows,
+            slots=slots,
+        )
 
 
 def verify(path: Path | str) -> Bundle:

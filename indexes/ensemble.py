@@ -71,7 +71,9 @@ class Scorer:
         if not 0 <= row < self.n_items:
             raise IndexError(f"{self.entity} row {row} out of range")
 
-    def top(self, row: int, k: int, *, source: str = ENSEMBLE) -> tuple[NDArray[np.int32], NDArray[np.float32]]:  # fmt: skip
+    def top(
+        self, row: int, k: int, *, source: str = ENSEMBLE
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
         """The k best rows for `row` from one source (a model name, cooc, popularity, ensemble)."""
         self.check_row(row)
         if source == ENSEMBLE:

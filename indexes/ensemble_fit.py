@@ -33,7 +33,9 @@ def fit_weights(
         weights=default_weights(bundle.models(entity)),
     )
     known = np.asarray(bundle.entities[entity].listeners) > 0
-    pairs = sample_seeds(baskets, known=known, per_basket=seeds_per_basket, limit=max_seeds, seed=seed)
+    pairs = sample_seeds(
+        baskets, known=known, per_basket=seeds_per_basket, limit=max_seeds, seed=seed
+    )
     xs, ys = [], []
     ticker = Ticker(f"ensemble fit ({entity})", total=len(pairs), unit="seeds")
     for b, s in pairs:
@@ -65,7 +67,7 @@ def fit_weights(
         "bias": bias,
         "fitted": True,
         "method": "logistic regression on held-out co-occurrence",
-        "samples": int(len(y)),
+        "samples": len(y),
         "positives": int(y.sum()),
         "seeds": len(pairs),
         "candidates_per_source": candidates_per_source,

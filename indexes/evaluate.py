@@ -52,21 +52,36 @@ def evaluate(data: Dataset, *, build: BuildConfig, config: EvalConfig) -> dict[s
                     continue  # the same items twice: report them once, as artists
                 with stage(f"evaluate {entity}", timings):
                     results["entities"][entity] = _evaluate_entity(
-                        bundle_scorer=Scorer(bundle, entity=entity, candidates_per_source=build.candidates_per_source),
+                        bundle_scorer=Scorer(
+                            bundle, entity=entity, candidates_per_source=build.candidates_per_source
+                        ),
                         baskets=split.baskets[entity],
                         config=config,
                         seed=build.seed,
-                    )  # fmt: skip
+                    )
     results["timings"] = {k: round(v, 2) for k, v in {**built.timings, **timings}.items()}
     return results
 
 
-def _evaluate_entity(*, bundle_scorer: Scorer, baskets: list[np.ndarray], config: EvalConfig, seed: int) -> dict[str, Any]:  # fmt: skip
+def _evaluate_entity(
+    *, bundle_scorer: Scorer, baskets: list[np.ndarray], config: EvalConfig, seed: int
+) -> dict[str, Any]:
     scorer = bundle_scorer
     known = np.asarray(scorer.bundle.entities[scorer.entity].listeners) > 0
-    pairs = sample_seeds(baskets, known=known, per_basket=config.seeds_per_basket, limit=config.max_seeds, seed=seed + 1)
+    pairs = sample_seeds(
+        baskets,
+        known=known,
+        per_basket=config.seeds_per_basket,
+        limit=config.max_seeds,
+        seed=seed + 1,
+    )
     k = config.k
-    out: dict[str, Any] = {"seeds": len(pairs), "baskets": len(baskets), "catalogue": scorer.n_items, "sources": {}}
+    out: dict[str, Any] = {
+        "seeds": len(pairs),
+        "baskets": len(baskets),
+        "catalogue": scorer.n_items,
+        "sources": {},
+    }
     for source in scorer.sources():
         recalls, hits = [], []
         seen: set[int] = set()
@@ -92,8 +107,12 @@ def format_table(results: dict[str, Any]) -> str:
     lines = [f"split: {results['split']}"]
     for entity, r in results["entities"].items():
         lines.append("")
-        lines.append(f"{entity}: {r['seeds']} seeds from {r['baskets']} held-out baskets, catalogue {r['catalogue']}")
-        lines.append(f"  {'source':<12} {'recall@' + str(k):>10} {'hit@' + str(k):>10} {'coverage':>10}")
+        lines.append(
+            f"{entity}: {r['seeds']} seeds from {r['baskets']} held-out baskets, catalogue {r['catalogue']}"
+        )
+        lines.append(
+            f"  {'source':<12} {'recall@' + str(k):>10} {'hit@' + str(k):>10} {'coverage':>10}"
+        )
         for source, m in r["sources"].items():
             lines.append(
                 f"  {source:<12} {m[f'recall@{k}']:>10.4f} {m[f'hit_rate@{k}']:>10.4f} {m['coverage']:>10.4f}"

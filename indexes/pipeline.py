@@ -25,7 +25,9 @@ from indexes.splits import validation_split
 class BuildConfig:
     dims: int = 64
     n_trees: int = 50
-    search_k: int = 5000  # default search_k stored with each index (tuned by loadtest/bench_bundle.py)
+    search_k: int = (
+        5000  # default search_k stored with each index (tuned by loadtest/bench_bundle.py)
+    )
     seed: int = 42
     validation_fraction: float = 0.05
     max_validation_users: int = 2000
@@ -73,14 +75,18 @@ def build_bundle(
             v = model.fit(train, seed=config.seed)
             v.check(train)
             vectors[model.name] = v
-            log(f"  {model.name}: {int(v.track_mask.sum())} track and {int(v.artist_mask.sum())} artist vectors of {v.dims} dims")  # noqa: E501
+            log(
+                f"  {model.name}: {int(v.track_mask.sum())} track and {int(v.artist_mask.sum())} artist vectors of {v.dims} dims"
+            )
 
     baskets = {"tracks": train.interactions, "artists": train.artist_interactions()}
     cooc: dict[str, Neighbours] = {}
     listeners: dict[str, np.ndarray] = {}
     for entity, matrix in baskets.items():
         with stage(f"co-occurrence {entity}", timings):
-            cooc[entity] = cooccurrence_neighbours(matrix, top_n=config.cooc_top_n, name=f"co-occurrence {entity}")
+            cooc[entity] = cooccurrence_neighbours(
+                matrix, top_n=config.cooc_top_n, name=f"co-occurrence {entity}"
+            )
             listeners[entity] = popularity(matrix)
 
     version = fmt.new_version(seed_text=data.name)
@@ -103,13 +109,23 @@ def build_bundle(
     index_entries = []
     for model in models:
         v = vectors[model.name]
-        for entity, m, mask in (("tracks", v.tracks, v.track_mask), ("artists", v.artists, v.artist_mask)):
+        for entity, m, mask in (
+            ("tracks", v.tracks, v.track_mask),
+            ("artists", v.artists, v.artist_mask),
+        ):
             if not mask.any():
                 log(f"  {model.name}.{entity}: no vectors, no index")
                 continue
             with stage(f"annoy {model.name}.{entity} ({int(mask.sum())} items)", timings):
-                entry = writer.annoy(model=model.name, entity=entity, vectors=m, mask=mask,
-                                     metric=model.metric, n_trees=config.n_trees, seed=config.seed)  # fmt: skip
+                entry = writer.annoy(
+                    model=model.name,
+                    entity=entity,
+                    vectors=m,
+                    mask=mask,
+                    metric=model.metric,
+                    n_trees=config.n_trees,
+                    seed=config.seed,
+                )
                 entry["search_k"] = config.search_k
                 index_entries.append(entry)
 
@@ -138,9 +154,12 @@ def build_bundle(
         try:
             for entity in ("tracks", "artists"):
                 manifest["ensemble"][entity] = fit_weights(
-                    b, entity=entity, baskets=split.baskets[entity], seed=config.seed,
+                    b,
+                    entity=entity,
+                    baskets=split.baskets[entity],
+                    seed=config.seed,
                     candidates_per_source=config.candidates_per_source,
-                )  # fmt: skip
+                )
         finally:
             b.close()
     manifest["build_seconds"] = {k: round(v, 2) for k, v in timings.items()}

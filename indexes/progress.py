@@ -24,7 +24,9 @@ def log(message: str) -> None:
 class Ticker:
     """Counts work done and prints a line at most every `every` seconds."""
 
-    def __init__(self, name: str, *, total: int | None = None, unit: str = "items", every: float = 2.0):
+    def __init__(
+        self, name: str, *, total: int | None = None, unit: str = "items", every: float = 2.0
+    ):
         self.name, self.total, self.unit, self.every = name, total, unit, every
         self.done = 0
         self.start = self.last = time.perf_counter()

@@ -50,10 +50,12 @@ def sequence_baskets(data: Dataset, mask: NDArray[np.bool_], *, entity: str) -> 
     return out
 
 
-def _sample_users(data: Dataset, *, fraction: float, max_users: int, seed: int) -> NDArray[np.bool_]:
+def _sample_users(
+    data: Dataset, *, fraction: float, max_users: int, seed: int
+) -> NDArray[np.bool_]:
     rng = np.random.default_rng(seed)
     eligible = np.flatnonzero(np.diff(data.interactions.indptr) >= 2)
-    n = min(max_users, int(round(len(eligible) * fraction)))
+    n = min(max_users, round(len(eligible) * fraction))
     mask = np.zeros(data.n_users, dtype=bool)
     if n > 0:
         mask[rng.choice(eligible, size=n, replace=False)] = True

@@ -17,7 +17,9 @@ def load_dataset(spec: str, *, seed: int = 42) -> Dataset:
         try:
             n = int(arg.replace("_", "")) if arg else 5000
         except ValueError:
-            raise ValueError(f"--dataset {spec!r}: the synthetic size must be a number of tracks") from None
+            raise ValueError(
+                f"--dataset {spec!r}: the synthetic size must be a number of tracks"
+            ) from None
         return generate_synthetic(n_tracks=n, seed=seed)
     if not arg:
         raise ValueError(f"--dataset {spec!r}: expected {SPECS}")

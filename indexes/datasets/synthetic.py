@@ -132,15 +132,15 @@ def generate_synthetic(*, n_tracks: int = 5000, seed: int = 42) -> Dataset:
     prev = np.zeros(n_sessions, dtype=np.int64)
     for step in range(int(lengths.max())):
         active = np.flatnonzero(lengths > step)
-        g = genre[active]
+        cur = genre[active]
         r = rng.random(len(active))
         drift = r < 0.08
         if drift.any():
             users = session_user[active[drift]]
-            ring = (g[drift] + rng.choice([-1, 1], size=int(drift.sum()))) % n_genres
-            g[drift] = np.where(rng.random(len(users)) < 0.5, ring, favourite_genre(users))
-            genre[active] = g
-        track = sample_genre(g)
+            ring = (cur[drift] + rng.choice([-1, 1], size=int(drift.sum()))) % n_genres
+            cur[drift] = np.where(rng.random(len(users)) < 0.5, ring, favourite_genre(users))
+            genre[active] = cur
+        track = sample_genre(cur)
         if step > 0:
             again = (rng.random(len(active)) < 0.2) & ~drift
             pa = track_artist[prev[active[again]]]

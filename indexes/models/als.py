@@ -40,16 +40,16 @@ class AlsModel:
         if self.counts == "log":
             confidence.data = np.log1p(confidence.data)
         confidence.data *= self.alpha
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=1.0,
-            iterations=self.iterations,
-            random_state=seed,
-            dtype=np.float32,
-        )
         # implicit parallelises itself; a threaded BLAS underneath only fights it
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=1.0,
+                iterations=self.iterations,
+                random_state=seed,
+                dtype=np.float32,
+            )
             model.fit(confidence, show_progress=False)
         tracks = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         listeners = np.diff(sparse.csc_matrix(plays).indptr)
@@ -58,4 +58,6 @@ class AlsModel:
         artists, artist_mask = artists_from_tracks(
             data, tracks, track_mask, weights=np.log1p(listeners).astype(np.float32)
         )
-        return Vectors(tracks=tracks, track_mask=track_mask, artists=artists, artist_mask=artist_mask)
+        return Vectors(
+            tracks=tracks, track_mask=track_mask, artists=artists, artist_mask=artist_mask
+        )

@@ -66,7 +66,11 @@ def normalise_rows(m: FloatMatrix) -> FloatMatrix:
 
 
 def artists_from_tracks(
-    data: Dataset, tracks: FloatMatrix, mask: BoolArray, *, weights: NDArray[np.float32] | None = None
+    data: Dataset,
+    tracks: FloatMatrix,
+    mask: BoolArray,
+    *,
+    weights: NDArray[np.float32] | None = None,
 ) -> tuple[FloatMatrix, BoolArray]:
     """Artist vectors as the (weighted) mean of their tracks' unit vectors."""
     if data.tracks_are_artists:

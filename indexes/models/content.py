@@ -55,7 +55,9 @@ class ContentModel:
         artists = _pad(normalise_rows(svd.transform(a).astype(np.float32)), self.components)
         track_mask = np.abs(tracks).sum(axis=1) > 0
         artist_mask = np.abs(artists).sum(axis=1) > 0
-        return Vectors(tracks=tracks, track_mask=track_mask, artists=artists, artist_mask=artist_mask)
+        return Vectors(
+            tracks=tracks, track_mask=track_mask, artists=artists, artist_mask=artist_mask
+        )
 
 
 def _pad(m: np.ndarray, dims: int) -> np.ndarray:

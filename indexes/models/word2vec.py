@@ -49,7 +49,9 @@ class Word2VecModel:
             window, shrink = max(self.window, int(lengths.max(initial=1))), False
         with tempfile.TemporaryDirectory(prefix="segue-w2v-") as tmp:
             corpus = os.path.join(tmp, "corpus.txt")
-            n_lines = _write_corpus(corpus, seqs.indptr, seqs.items, shuffle=not seqs.ordered, seed=seed)
+            n_lines = _write_corpus(
+                corpus, seqs.indptr, seqs.items, shuffle=not seqs.ordered, seed=seed
+            )
             if n_lines == 0:
                 return self._empty(data)
             model = Word2Vec(

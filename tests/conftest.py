@@ -1,0 +1,29 @@
+"""Shared fixtures: a small synthetic catalogue and a bundle built from it, once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from indexes.datasets.shape import Dataset
+from indexes.datasets.synthetic import generate_synthetic
+from indexes.pipeline import BuildConfig, BuildResult, build_bundle
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+HETREC = SHARED / "datasets" / "hetrec2011-lastfm-2k"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# small and fast, but with enough plays that every model learns something
+TINY = BuildConfig(dims=16, n_trees=8, search_k=400, seed=7, max_validation_users=300)
+
+
+@pytest.fixture(scope="session")
+def tiny_data() -> Dataset:
+    return generate_synthetic(n_tracks=1500, seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tiny_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    root = tmp_path_factory.mktemp("bundles")
+    return build_bundle(tiny_data, out=root, config=TINY)

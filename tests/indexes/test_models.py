@@ -1,0 +1,77 @@
+"""The contract every vector model passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexes.datasets.shape import Dataset
+from indexes.models.base import VectorModel, Vectors, normalise_rows
+from indexes.models.registry import default_models
+
+MODELS = default_models(dims=16)
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=[m.name for m in MODELS])
+def fitted(request: pytest.FixtureRequest, tiny_data: Dataset) -> tuple[VectorModel, Vectors]:
+    model: VectorModel = request.param
+    return model, model.fit(tiny_data, seed=1)
+
+
+def test_vectors_have_the_promised_shape(fitted: tuple[VectorModel, Vectors], tiny_data: Dataset) -> None:
+    model, v = fitted
+    v.check(tiny_data)  # float32, right shapes, finite, masked-in rows non-zero
+    assert v.dims == model.dims == 16
+    assert v.tracks.dtype == np.float32 and v.artists.dtype == np.float32
+    assert model.metric in {"angular", "dot", "euclidean"}
+    assert (v.tracks[~v.track_mask] == 0).all()
+
+
+def test_every_played_track_gets_a_vector(fitted: tuple[VectorModel, Vectors], tiny_data: Dataset) -> None:
+    _, v = fitted
+    played = tiny_data.track_plays() > 0
+    assert v.track_mask[played].mean() > 0.99
+    assert v.artist_mask.mean() > 0.99
+
+
+def test_vectors_learn_the_catalogue_structure(
+    fitted: tuple[VectorModel, Vectors], tiny_data: Dataset
+) -> None:
+    """Tracks of one genre are closer to each other than random pairs of tracks."""
+    _, v = fitted
+    genre = np.asarray(tiny_data.items.track_tags.argmax(axis=1)).ravel()
+    unit = normalise_rows(v.tracks)
+    rows = np.flatnonzero(v.track_mask)
+    rng = np.random.default_rng(0)
+    a, b = rng.choice(rows, 20000), rng.choice(rows, 20000)
+    sims = (unit[a] * unit[b]).sum(axis=1)
+    same = genre[a] == genre[b]
+    assert sims[same].mean() > sims[~same].mean() + 0.1
+
+
+def test_content_model_covers_cold_start(tiny_data: Dataset) -> None:
+    cold = tiny_data.track_plays() == 0
+    assert cold.any()
+    by_name = {m.name: m.fit(tiny_data, seed=1) for m in MODELS}
+    assert by_name["content"].track_mask[cold].all()
+    assert not by_name["als"].track_mask[cold].any()
+
+
+def test_check_rejects_bad_vectors(tiny_data: Dataset) -> None:
+    n, a = tiny_data.items.n_tracks, tiny_data.items.n_artists
+    good = dict(
+        tracks=np.ones((n, 4), np.float32),
+        track_mask=np.ones(n, bool),
+        artists=np.ones((a, 4), np.float32),
+        artist_mask=np.ones(a, bool),
+    )
+    Vectors(**good).check(tiny_data)
+    bad = dict(good, tracks=np.full((n, 4), np.nan, np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        Vectors(**bad).check(tiny_data)
+    with pytest.raises(ValueError, match="float32"):
+        Vectors(**dict(good, tracks=np.ones((n, 4)))).check(tiny_data)
+    with pytest.raises(ValueError, match="rows"):
+        Vectors(**dict(good, tracks=np.ones((n - 1, 4), np.float32))).check(tiny_data)
+    with pytest.raises(ValueError, match="all zeros"):
+        Vectors(**dict(good, artists=np.zeros((a, 4), np.float32))).check(tiny_data)
