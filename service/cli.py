@@ -8,22 +8,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DATASET_HELP = "synthetic[:TRACKS] (default synthetic:5000) | hetrec:DIR | plays:FILE | sessions:FILE"
+DATASET_HELP = (
+    "synthetic[:TRACKS] (default synthetic:5000) | hetrec:DIR | plays:FILE | sessions:FILE"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="segue", description="segue: music radio and related artists")
+    parser = argparse.ArgumentParser(
+        prog="segue", description="segue: music radio and related artists"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build", help="train the models on a data set and publish a bundle")
     p.add_argument("--dataset", default="synthetic:5000", help=DATASET_HELP)
-    p.add_argument("--out", type=Path, required=True, help="bundles directory (DIR/<version>, DIR/current)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="bundles directory (DIR/<version>, DIR/current)"
+    )
     _build_options(p)
     p.add_argument("--keep", type=int, default=3, help="published versions to keep (default 3)")
     p.set_defaults(func=_build)
 
     p = sub.add_parser("verify", help="check a bundle (format, checksums, dims, counts)")
-    p.add_argument("path", type=Path, help="a bundle directory or a bundles directory with 'current'")
+    p.add_argument(
+        "path", type=Path, help="a bundle directory or a bundles directory with 'current'"
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=_verify)
 
@@ -35,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="synthetic:5000", help=DATASET_HELP)
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--test-fraction", type=float, default=0.2)
-    p.add_argument("--json", type=Path, default=Path("var/evaluation.json"), help="where to write the JSON results")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=Path("var/evaluation.json"),
+        help="where to write the JSON results",
+    )
     _build_options(p)
     p.set_defaults(func=_evaluate)
 
@@ -49,9 +62,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--dims", type=int, default=64, help="vector dimensions of every model (default 64)")
+    p.add_argument(
+        "--dims", type=int, default=64, help="vector dimensions of every model (default 64)"
+    )
     p.add_argument("--trees", type=int, default=50, help="Annoy trees per index (default 50)")
-    p.add_argument("--search-k", type=int, default=5000, help="default Annoy search_k stored in the manifest")
+    p.add_argument(
+        "--search-k", type=int, default=5000, help="default Annoy search_k stored in the manifest"
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -61,9 +78,12 @@ def _config(args: argparse.Namespace) -> Any:
         if getattr(args, name) < 1:
             raise SystemExit(f"segue: --{name.replace('_', '-')} must be at least 1")
     return BuildConfig(
-        dims=args.dims, n_trees=args.trees, search_k=args.search_k, seed=args.seed,
+        dims=args.dims,
+        n_trees=args.trees,
+        search_k=args.search_k,
+        seed=args.seed,
         keep=getattr(args, "keep", 3),
-    )  # fmt: skip
+    )
 
 
 def _load(spec: str, seed: int) -> Any:
@@ -107,8 +127,10 @@ def _verify(args: argparse.Namespace) -> int:
         return 1
     with bundle:
         if not args.quiet:
-            print(f"OK {bundle.path}: bundle {bundle.version}, {len(bundle.manifest['files'])} files, "
-                  f"{len(bundle.indexes)} indexes, checksums match")  # fmt: skip
+            print(
+                f"OK {bundle.path}: bundle {bundle.version}, {len(bundle.manifest['files'])} files, "
+                f"{len(bundle.indexes)} indexes, checksums match"
+            )
     return 0
 
 
@@ -142,7 +164,9 @@ def _describe(path: Path, manifest: dict[str, Any]) -> str:
     lines.append("ensemble weights:")
     for entity, e in manifest["ensemble"].items():
         w = ", ".join(f"{n}={v:.3g}" for n, v in zip(e["features"], e["weights"], strict=True))
-        lines.append(f"  {entity:<8} {w} (bias {e.get('bias', 0.0):.3g}, {'fitted' if e.get('fitted') else 'default'})")
+        lines.append(
+            f"  {entity:<8} {w} (bias {e.get('bias', 0.0):.3g}, {'fitted' if e.get('fitted') else 'default'})"
+        )
     return "\n".join(lines)
 
 
@@ -153,7 +177,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     data = _load(args.dataset, args.seed)
     if data is None:
         return 2
-    results = evaluate(data, build=config, config=EvalConfig(k=args.k, test_fraction=args.test_fraction))
+    results = evaluate(
+        data, build=config, config=EvalConfig(k=args.k, test_fraction=args.test_fraction)
+    )
     print(format_table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -74,7 +74,10 @@ def copy(tiny_build: BuildResult, tmp_path: Path) -> Path:
 def _resign(bundle_dir: Path, name: str) -> None:
     """Updates the manifest so that a deliberately damaged file passes the checksum check."""
     m = json.loads((bundle_dir / "manifest.json").read_text())
-    m["files"][name] = {"size": (bundle_dir / name).stat().st_size, "sha256": fmt.sha256_file(bundle_dir / name)}
+    m["files"][name] = {
+        "size": (bundle_dir / name).stat().st_size,
+        "sha256": fmt.sha256_file(bundle_dir / name),
+    }
     (bundle_dir / "manifest.json").write_text(json.dumps(m))
 
 

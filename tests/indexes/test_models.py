@@ -18,7 +18,9 @@ def fitted(request: pytest.FixtureRequest, tiny_data: Dataset) -> tuple[VectorMo
     return model, model.fit(tiny_data, seed=1)
 
 
-def test_vectors_have_the_promised_shape(fitted: tuple[VectorModel, Vectors], tiny_data: Dataset) -> None:
+def test_vectors_have_the_promised_shape(
+    fitted: tuple[VectorModel, Vectors], tiny_data: Dataset
+) -> None:
     model, v = fitted
     v.check(tiny_data)  # float32, right shapes, finite, masked-in rows non-zero
     assert v.dims == model.dims == 16
@@ -27,7 +29,9 @@ def test_vectors_have_the_promised_shape(fitted: tuple[VectorModel, Vectors], ti
     assert (v.tracks[~v.track_mask] == 0).all()
 
 
-def test_every_played_track_gets_a_vector(fitted: tuple[VectorModel, Vectors], tiny_data: Dataset) -> None:
+def test_every_played_track_gets_a_vector(
+    fitted: tuple[VectorModel, Vectors], tiny_data: Dataset
+) -> None:
     _, v = fitted
     played = tiny_data.track_plays() > 0
     assert v.track_mask[played].mean() > 0.99

@@ -1,0 +1,169 @@
+"""Loader for a sessions (or playlists) CSV: ordered track lists.
+
+Format: comma-separated with a header line; column names are matched case-insensitively and in
+any order, extra columns are ignored.
+
+- required: ``session``, ``track``, ``artist`` and at least one of ``position`` (an integer) or
+  ``timestamp`` (unix seconds, or ISO 8601 such as ``2024-05-01T12:00:00Z``; ISO times without a
+  zone are taken as UTC)
+- optional: ``user`` (default: each session is its own user), ``track_name``, ``artist_name``,
+  ``tags`` (separated by ``|``)
+
+Rules:
+
+- Within a session, tracks are ordered by position when the file has a position column, else by
+  timestamp; ties keep file order. Sessions come in order of first appearance.
+- A sequence's timestamp is its session's earliest timestamp (NaN when the file has no timestamp
+  column). Its user is the row's user (or the session itself when there is no user column).
+- Interactions are derived from the sequences: one play per sequence position.
+- Bad rows are reported with their line number and not loaded: a wrong number of fields, malformed
+  quoting, an empty session/track/artist/user, a position that is not an integer, a timestamp that
+  is neither a finite number nor ISO 8601, a track listed under a different artist than on its
+  first loaded row, and a session listed under a different user than on its first loaded row (the
+  first artist / user is kept).
+- A repeated (session, position or timestamp, track) is kept once and counted in ``duplicates``; it
+  counts as loaded (merged into its first copy), so ``rows == loaded + bad``.
+- Names, tags, decoding, blank lines and usage errors follow `indexes.datasets.plays_csv`.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from indexes.datasets.plays_csv import (
+    _BadRow,
+    _Catalogue,
+    _id_columns,
+    _ids,
+    _open_table,
+    _optional,
+    _split_tags,
+)
+from indexes.datasets.report import LoadReport
+from indexes.datasets.shape import Dataset, Interner, Sequences, interactions_from_sequences
+
+REQUIRED = ("session", "track", "artist")
+ORDER_COLUMNS = ("position", "timestamp")
+
+_INT64_MAX = 2**63 - 1
+
+
+def _parse_position(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise _BadRow(f"position {text!r} is not an integer") from None
+    if abs(value) > _INT64_MAX:
+        raise _BadRow(f"position {text!r} is out of range")
+    return value
+
+
+def _parse_timestamp(text: str) -> float:
+    """Unix seconds from a number or an ISO 8601 date-time; raises `_BadRow` otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise _BadRow(f"timestamp {text!r} is neither unix seconds nor ISO 8601") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        value = moment.timestamp()
+    if not math.isfinite(value):
+        raise _BadRow(f"timestamp {text!r} is not finite")
+    return value
+
+
+def load_sessions_csv(path: Path) -> Dataset:
+    """Loads a sessions CSV (session, position or timestamp, track, artist; see the docstring)."""
+    path = Path(path)
+    report = LoadReport()
+    out, columns, rows = _open_table(path, report, required=REQUIRED, one_of=ORDER_COLUMNS)
+    id_columns = _id_columns(columns, REQUIRED)
+    user_column = _id_columns(columns, ("user",)) if "user" in columns else ()
+    i_position = columns.get("position")
+    i_timestamp = columns.get("timestamp")
+    i_track_name = columns.get("track_name")
+    i_artist_name = columns.get("artist_name")
+    i_tags = columns.get("tags")
+
+    sessions = Interner()
+    users = Interner()
+    catalogue = _Catalogue()
+    session_user: list[int] = []
+    session_start: list[float] = []
+    row_session: list[int] = []
+    row_key: list[float] = []
+    row_track: list[int] = []
+    seen: set[tuple[str, float, str]] = set()
+    for line, fields in rows:
+        try:
+            session, track, artist = _ids(fields, id_columns)
+            user = _ids(fields, user_column)[0] if user_column else session
+            position = _parse_position(fields[i_position]) if i_position is not None else 0
+            timestamp = (
+                _parse_timestamp(fields[i_timestamp]) if i_timestamp is not None else math.nan
+            )
+            catalogue.check(track, artist)
+            s = sessions.index.get(session)
+            if s is not None and users.ids[session_user[s]] != user:
+                first = users.ids[session_user[s]]
+                raise _BadRow(
+                    f"session {session!r} listed under user {user!r}, first seen under {first!r}"
+                )
+        except _BadRow as exc:
+            out.bad_row(line=line, reason=str(exc))
+            continue
+        key = position if i_position is not None else timestamp
+        if (session, key, track) in seen:
+            out.duplicates += 1
+            out.loaded += 1
+            continue
+        seen.add((session, key, track))
+        t = catalogue.add(
+            track=track,
+            artist=artist,
+            track_name=_optional(fields, i_track_name),
+            artist_name=_optional(fields, i_artist_name),
+            tags=_split_tags(_optional(fields, i_tags)),
+        )
+        s = sessions.get(session)
+        if s == len(session_user):
+            session_user.append(users.get(user))
+            session_start.append(timestamp)
+        elif timestamp < session_start[s]:
+            session_start[s] = timestamp
+        row_session.append(s)
+        row_key.append(key)
+        row_track.append(t)
+        out.loaded += 1
+
+    items = catalogue.items()
+    seq_of_row = np.asarray(row_session, dtype=np.int64)
+    keys = np.asarray(row_key, dtype=np.int64 if i_position is not None else np.float64)
+    order = np.lexsort((np.arange(len(row_track)), keys, seq_of_row))
+    indptr = np.zeros(len(sessions) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(seq_of_row, minlength=len(sessions)), out=indptr[1:])
+    sequences = Sequences(
+        indptr=indptr,
+        items=np.asarray(row_track, dtype=np.int32)[order],
+        user=np.asarray(session_user, dtype=np.int32),
+        timestamp=np.asarray(session_start, dtype=np.float64),
+        ordered=True,
+    )
+    return Dataset(
+        name=f"sessions:{path}",
+        items=items,
+        user_ids=np.asarray(users.ids, dtype=str),
+        interactions=interactions_from_sequences(
+            sequences, n_users=len(users), n_tracks=items.n_tracks
+        ),
+        sequences=sequences,
+        interactions_from_sequences=True,
+        report=report,
+    )

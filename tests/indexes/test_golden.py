@@ -1,0 +1,33 @@
+"""Committed bundles of every format this segue reads keep loading and answering the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from indexes.bundle import SUPPORTED_FORMATS, open_bundle
+from indexes.ensemble import Scorer
+from tests.conftest import FIXTURES
+
+GOLDEN = FIXTURES / "bundles"
+
+
+@pytest.mark.parametrize("fmt", SUPPORTED_FORMATS)
+def test_golden_bundle_loads_and_answers(fmt: int) -> None:
+    path: Path = GOLDEN / f"format-{fmt}"
+    expected = json.loads((GOLDEN / f"format-{fmt}.expected.json").read_text())
+    with open_bundle(path) as b:
+        assert b.manifest["format_version"] == fmt
+        assert len(b.tracks) == 120
+        for model, want in expected.items():
+            row = b.tracks.row_of(want["track"])
+            assert row is not None
+            got = [
+                b.tracks.id_of(int(r)) for r in b.indexes[(model, "tracks")].neighbours(row, 5)[0]
+            ]
+            assert got == want["neighbours"]
+        scorer = Scorer(b, entity="artists")
+        rows, _ = scorer.top(0, 5)
+        assert len(rows) == 5 and 0 not in rows
