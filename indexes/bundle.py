@@ -389,7 +389,20 @@ def open_bundle(path: Path | str, *, verify_checksums: bool = True) -> Bundle:
     manifest promises, and that each Annoy file's size fits its dims and item count before Annoy
     ever maps it. Raises BundleError naming the file and the problem.
     """
-    directory = resolve_current(Path(path))
+    root = Path(path)
+    for attempt in range(3):
+        directory = resolve_current(root)
+        try:
+            return _open_directory(directory, verify_checksums=verify_checksums)
+        except BundleError:
+            # `current` moved on and the old version was pruned while we were opening it:
+            # open the new current instead
+            if attempt == 2 or directory == root or resolve_current(root) == directory:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _open_directory(directory: Path, *, verify_checksums: bool) -> Bundle:
     manifest = read_manifest(directory)
     files: Mapping[str, Mapping[str, Any]] = manifest["files"]
     for name, meta in files.items():
@@ -399,6 +412,9 @@ def open_bundle(path: Path | str, *, verify_checksums: bool = True) -> Bundle:
         _open_entities(bundle, manifest)
         _open_cooc(bundle, manifest)
         _open_indexes(bundle, manifest)
+    except OSError as e:
+        bundle.close()
+        raise BundleError(f"{directory}: {e}") from None
     except BundleError:
         bundle.close()
         raise

@@ -21,7 +21,13 @@ ENSEMBLE = "ensemble"
 
 
 def feature_names(models: list[str]) -> list[str]:
-    return [f"sim:{m}" for m in models] + [COOC, POPULARITY]
+    """sim:<model> cosine per model, cooc cosine, popularity, and rank:<source> = 1 / (1 + rank)
+    of the candidate in each candidate list (0 when the list does not hold it)."""
+    return (
+        [f"sim:{m}" for m in models]
+        + [COOC, POPULARITY]
+        + [f"rank:{m}" for m in [*models, COOC, POPULARITY]]
+    )
 
 
 def default_weights(models: list[str]) -> dict[str, Any]:
@@ -91,32 +97,57 @@ class Scorer:
             return rows, sims.astype(np.float32)
         raise KeyError(f"unknown source {source!r}; one of {self.sources()}")
 
-    def candidates(self, row: int) -> NDArray[np.int32]:
-        parts = [ann.neighbours(row, self.per_source)[0] for ann in self.anns]
-        parts.append(np.asarray(self.cooc.row(row)[0][: self.per_source], dtype=np.int32))
-        cands = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int32)
+    def candidate_lists(self, row: int) -> list[NDArray[np.int32]]:
+        """The ranked candidates of each source: every model's ANN neighbours, cooc, popularity."""
+        lists = [ann.neighbours(row, self.per_source)[0] for ann in self.anns]
+        lists.append(np.asarray(self.cooc.row(row)[0][: self.per_source], dtype=np.int32))
+        lists.append(self.popular[: self.per_source + 1])
+        return lists
+
+    def candidates(
+        self, row: int, lists: list[NDArray[np.int32]] | None = None
+    ) -> NDArray[np.int32]:
+        lists = self.candidate_lists(row) if lists is None else lists
+        cands = np.unique(np.concatenate(lists)) if lists else np.zeros(0, dtype=np.int32)
         return cands[cands != row].astype(np.int32)
 
-    def features(self, row: int, cands: NDArray[np.int32]) -> NDArray[np.float32]:
+    def features(
+        self, row: int, cands: NDArray[np.int32], lists: list[NDArray[np.int32]] | None = None
+    ) -> NDArray[np.float32]:
+        lists = self.candidate_lists(row) if lists is None else lists
+        n_models = len(self.anns)
         x = np.zeros((len(cands), len(self.names)), dtype=np.float32)
         clist = cands.tolist()
         for j, ann in enumerate(self.anns):
             x[:, j] = [ann.similarity(row, c) for c in clist]
         idx, sc = self.cooc.row(row)
-        if len(idx):
-            order = np.argsort(idx)
-            sorted_idx = idx[order]
-            pos = np.searchsorted(sorted_idx, cands)
-            pos = np.minimum(pos, len(sorted_idx) - 1)
-            hit = sorted_idx[pos] == cands
-            x[hit, len(self.anns)] = sc[order][pos[hit]]
-        x[:, len(self.anns) + 1] = self.log_pop[cands] / self.log_pop_max
+        x[:, n_models] = _lookup(idx, sc, cands)
+        x[:, n_models + 1] = self.log_pop[cands] / self.log_pop_max
+        for j, ranked in enumerate(lists):
+            recip = (1.0 / (1.0 + np.arange(len(ranked)))).astype(np.float32)
+            x[:, n_models + 2 + j] = _lookup(ranked, recip, cands)
         return x
 
     def rank(self, row: int, k: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-        cands = self.candidates(row)
+        lists = self.candidate_lists(row)
+        cands = self.candidates(row, lists)
         if len(cands) == 0:
             return cands, np.zeros(0, dtype=np.float32)
-        scores = self.features(row, cands) @ self.weights + self.bias
+        scores = self.features(row, cands, lists) @ self.weights + self.bias
         order = np.argsort(-scores, kind="stable")[:k]
         return cands[order], scores[order].astype(np.float32)
+
+
+def _lookup(
+    keys: NDArray[np.int32], values: NDArray[np.float32], query: NDArray[np.int32]
+) -> NDArray[np.float32]:
+    """values[i] where keys[i] == q, for each q in query; 0 where q is not among the keys."""
+    out = np.zeros(len(query), dtype=np.float32)
+    if len(keys) == 0 or len(query) == 0:
+        return out
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    pos = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
+    hit = sorted_keys[pos] == query
+    out[hit] = np.asarray(values)[order][pos[hit]]
+    return out

@@ -39,9 +39,10 @@ def fit_weights(
     xs, ys = [], []
     ticker = Ticker(f"ensemble fit ({entity})", total=len(pairs), unit="seeds")
     for b, s in pairs:
-        cands = scorer.candidates(s)
+        lists = scorer.candidate_lists(s)
+        cands = scorer.candidates(s, lists)
         if len(cands):
-            xs.append(scorer.features(s, cands))
+            xs.append(scorer.features(s, cands, lists))
             ys.append(np.isin(cands, baskets[b]))
         ticker.add()
     fallback = default_weights(scorer.models)

@@ -30,7 +30,9 @@ class BuildConfig:
     )
     seed: int = 42
     validation_fraction: float = 0.05
+    min_validation_users: int = 150  # small data sets need a bigger share to label enough pairs
     max_validation_users: int = 2000
+    validation_seeds_per_basket: int = 5
     cooc_top_n: int = 100
     candidates_per_source: int = 50
     keep: int = 3  # published versions kept in the output directory
@@ -63,6 +65,7 @@ def build_bundle(
         split = validation_split(
             data,
             fraction=config.validation_fraction,
+            min_users=config.min_validation_users,
             max_users=config.max_validation_users,
             seed=config.seed,
         )
@@ -158,6 +161,7 @@ def build_bundle(
                     entity=entity,
                     baskets=split.baskets[entity],
                     seed=config.seed,
+                    seeds_per_basket=config.validation_seeds_per_basket,
                     candidates_per_source=config.candidates_per_source,
                 )
         finally:

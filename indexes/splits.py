@@ -51,20 +51,24 @@ def sequence_baskets(data: Dataset, mask: NDArray[np.bool_], *, entity: str) -> 
 
 
 def _sample_users(
-    data: Dataset, *, fraction: float, max_users: int, seed: int
+    data: Dataset, *, fraction: float, max_users: int, seed: int, min_users: int = 0
 ) -> NDArray[np.bool_]:
     rng = np.random.default_rng(seed)
     eligible = np.flatnonzero(np.diff(data.interactions.indptr) >= 2)
-    n = min(max_users, round(len(eligible) * fraction))
+    n = min(max_users, max(min_users, round(len(eligible) * fraction)), len(eligible) // 2)
     mask = np.zeros(data.n_users, dtype=bool)
     if n > 0:
         mask[rng.choice(eligible, size=n, replace=False)] = True
     return mask
 
 
-def validation_split(data: Dataset, *, fraction: float, max_users: int, seed: int) -> Split:
+def validation_split(
+    data: Dataset, *, fraction: float, min_users: int, max_users: int, seed: int
+) -> Split:
     """Holds out a random sample of users; their baskets label the ensemble's training pairs."""
-    held = _sample_users(data, fraction=fraction, max_users=max_users, seed=seed)
+    held = _sample_users(
+        data, fraction=fraction, min_users=min_users, max_users=max_users, seed=seed
+    )
     users = np.flatnonzero(held)
     baskets: dict[str, Baskets] = {}
     for entity in ("tracks", "artists"):
