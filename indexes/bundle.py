@@ -140,13 +140,15 @@ class BundleWriter:
         }
         return name
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Writes manifest.json with the recorded files and index checksums; returns it."""
         manifest = {**manifest, "files": dict(sorted(self.files.items()))}
         for entry in manifest.get("indexes", []):
             entry["sha256"] = self.files[entry["file"]]["sha256"]
         with open(self.dir / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, sort_keys=False)
             f.write("\n")
+        return manifest
 
 
 def sha256_file(path: Path) -> str:

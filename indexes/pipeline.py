@@ -167,7 +167,7 @@ def build_bundle(
         finally:
             b.close()
     manifest["build_seconds"] = {k: round(v, 2) for k, v in timings.items()}
-    writer.write_manifest(manifest)
+    manifest = writer.write_manifest(manifest)
 
     with stage("verify", timings):
         fmt.verify(staging).close()

@@ -21,6 +21,8 @@ def load_dataset(spec: str, *, seed: int = 42) -> Dataset:
                 f"--dataset {spec!r}: the synthetic size must be a number of tracks"
             ) from None
         return generate_synthetic(n_tracks=n, seed=seed)
+    if kind not in ("hetrec", "plays", "sessions"):
+        raise ValueError(f"--dataset {spec!r}: unknown kind {kind!r}; expected {SPECS}")
     if not arg:
         raise ValueError(f"--dataset {spec!r}: expected {SPECS}")
     path = Path(arg)
