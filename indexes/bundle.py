@@ -15,7 +15,7 @@ A bundle is one immutable directory `<root>/<version>/`:
     cooc.<entity>.{indptr,indices,scores}.npy   top-N co-occurrence neighbours per item
 
 Everything big is a .npy or .ann file that readers mmap, so the workers of a pod share one copy
-and no per-process dict grows with the catalogue. This module imports only numpy and annoy, so the
+and no per-process dict grows with the catalogue. This module imports only numpy, annoy and the standard library, so the
 online service can read bundles without pulling in the training stack.
 
 Publishing writes into a staging directory beside the bundles, fsyncs, renames it to
@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from indexes.progress import Ticker, log
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMATS = (1,)
@@ -112,8 +114,12 @@ class BundleWriter:
         dims = int(vectors.shape[1])
         index = AnnoyIndex(dims, metric)  # type: ignore[arg-type]  # checked by the caller
         index.set_seed(seed)
+        ticker = Ticker(f"annoy {model}.{entity}: add", total=len(rows), unit="items")
         for slot, row in enumerate(rows.tolist()):
             index.add_item(slot, vectors[row])
+            if slot % 10000 == 9999:
+                ticker.add(10000)
+        log(f"  annoy {model}.{entity}: building {n_trees} trees over {len(rows)} items")
         index.build(n_trees, n_jobs=-1)
         stem = f"{model}.{entity}"
         index.save(str(self.dir / f"{stem}.ann"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from indexes.datasets.shape import Dataset
 from indexes.models.base import Vectors, artists_from_tracks
+from indexes.progress import log
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,16 @@ class Word2VecModel:
 
     def fit(self, data: Dataset, *, seed: int) -> Vectors:
         from gensim.models import Word2Vec  # heavy import, only when fitting
+        from gensim.models.callbacks import CallbackAny2Vec
+
+        class EpochLog(CallbackAny2Vec):
+            def __init__(self, epochs: int) -> None:
+                self.epoch, self.epochs, self.start = 0, epochs, time.perf_counter()
+
+            def on_epoch_end(self, model: object) -> None:
+                self.epoch += 1
+                elapsed = time.perf_counter() - self.start
+                log(f"  word2vec: epoch {self.epoch}/{self.epochs} ({elapsed:.1f}s)")
 
         seqs = data.sequences
         lengths = np.diff(seqs.indptr)
@@ -66,6 +78,7 @@ class Word2VecModel:
                 epochs=self.epochs,
                 workers=self.workers,
                 seed=seed,
+                callbacks=[EpochLog(self.epochs)],
             )
         keys = np.asarray([int(k) for k in model.wv.index_to_key], dtype=np.int64)
         tracks[keys] = model.wv.vectors.astype(np.float32)
