@@ -38,17 +38,17 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.datasets.plays_csv import (
-    _BadRow,
-    _id_columns,
-    _ids,
-    _matrix,
-    _open_table,
-    _parse_count,
-    _split_tab,
-)
 from indexes.datasets.report import LoadReport
 from indexes.datasets.shape import Dataset, Interner, make_items, sequences_from_interactions
+from indexes.datasets.tables import (
+    BadRow,
+    count_matrix,
+    id_column_spec,
+    open_table,
+    parse_count,
+    read_ids,
+    split_tab,
+)
 
 ARTISTS = "artists.dat"
 TAGS = "tags.dat"
@@ -77,15 +77,15 @@ def load_hetrec(directory: Path) -> Dataset:
     # artists.dat: the catalogue, in file order
     artists = Interner()
     artist_names: list[str] = []
-    out, columns, rows = _open_table(
-        directory / ARTISTS, report, required=COLUMNS[ARTISTS], split=_split_tab
+    out, columns, rows = open_table(
+        directory / ARTISTS, report, required=COLUMNS[ARTISTS], split=split_tab
     )
-    id_columns = _id_columns(columns, ("id",))
+    id_columns = id_column_spec(columns, ("id",))
     i_name = columns["name"]
     for line, fields in rows:
         try:
-            (artist,) = _ids(fields, id_columns)
-        except _BadRow as exc:
+            (artist,) = read_ids(fields, id_columns)
+        except BadRow as exc:
             out.bad_row(line=line, reason=str(exc))
             continue
         out.loaded += 1
@@ -98,14 +98,14 @@ def load_hetrec(directory: Path) -> Dataset:
     # tags.dat: tag id -> tag column (one column per distinct value)
     tags = Interner()
     tag_column: dict[str, int] = {}
-    out, columns, rows = _open_table(
-        directory / TAGS, report, required=COLUMNS[TAGS], split=_split_tab
+    out, columns, rows = open_table(
+        directory / TAGS, report, required=COLUMNS[TAGS], split=split_tab
     )
-    id_columns = _id_columns(columns, COLUMNS[TAGS])
+    id_columns = id_column_spec(columns, COLUMNS[TAGS])
     for line, fields in rows:
         try:
-            tag_id, value = _ids(fields, id_columns)
-        except _BadRow as exc:
+            tag_id, value = read_ids(fields, id_columns)
+        except BadRow as exc:
             out.bad_row(line=line, reason=str(exc))
             continue
         out.loaded += 1
@@ -117,16 +117,16 @@ def load_hetrec(directory: Path) -> Dataset:
     # user_artists.dat: play counts; unknown artists join the catalogue, named by their id
     users = Interner()
     plays: dict[tuple[int, int], float] = {}
-    out, columns, rows = _open_table(
-        directory / USER_ARTISTS, report, required=COLUMNS[USER_ARTISTS], split=_split_tab
+    out, columns, rows = open_table(
+        directory / USER_ARTISTS, report, required=COLUMNS[USER_ARTISTS], split=split_tab
     )
-    id_columns = _id_columns(columns, ("userID", "artistID"))
+    id_columns = id_column_spec(columns, ("userID", "artistID"))
     i_weight = columns["weight"]
     for line, fields in rows:
         try:
-            user, artist = _ids(fields, id_columns)
-            weight = _parse_count(fields[i_weight], "weight")
-        except _BadRow as exc:
+            user, artist = read_ids(fields, id_columns)
+            weight = parse_count(fields[i_weight], "weight")
+        except BadRow as exc:
             out.bad_row(line=line, reason=str(exc))
             continue
         a = artists.get(artist)
@@ -142,20 +142,20 @@ def load_hetrec(directory: Path) -> Dataset:
 
     # user_taggedartists.dat: distinct (user, artist, tag) assignments
     assignments: set[tuple[str, int, int]] = set()
-    out, columns, rows = _open_table(
-        directory / USER_TAGGED, report, required=COLUMNS[USER_TAGGED], split=_split_tab
+    out, columns, rows = open_table(
+        directory / USER_TAGGED, report, required=COLUMNS[USER_TAGGED], split=split_tab
     )
-    id_columns = _id_columns(columns, COLUMNS[USER_TAGGED])
+    id_columns = id_column_spec(columns, COLUMNS[USER_TAGGED])
     for line, fields in rows:
         try:
-            user, artist, tag_id = _ids(fields, id_columns)
+            user, artist, tag_id = read_ids(fields, id_columns)
             a_row = artists.index.get(artist)
             if a_row is None:
-                raise _BadRow(f"artist {artist!r} is in neither {ARTISTS} nor {USER_ARTISTS}")
+                raise BadRow(f"artist {artist!r} is in neither {ARTISTS} nor {USER_ARTISTS}")
             tag = tag_column.get(tag_id)
             if tag is None:
-                raise _BadRow(f"tagID {tag_id!r} is not in {TAGS}")
-        except _BadRow as exc:
+                raise BadRow(f"tagID {tag_id!r} is not in {TAGS}")
+        except BadRow as exc:
             out.bad_row(line=line, reason=str(exc))
             continue
         out.loaded += 1
@@ -178,7 +178,7 @@ def load_hetrec(directory: Path) -> Dataset:
         tag_cols=[tag for _, tag in pairs],
         tag_weights=np.ones(len(pairs), dtype=np.float32),
     )
-    interactions = _matrix(plays, shape=(len(users), n))
+    interactions = count_matrix(plays, shape=(len(users), n))
     return Dataset(
         name=f"hetrec:{directory}",
         items=items,

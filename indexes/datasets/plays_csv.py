@@ -19,276 +19,61 @@ Rules:
   (track, tag) pair listed on any loaded row gets weight 1.
 - A missing file, header or required column raises ``ValueError`` naming the file and the columns.
 
-The private helpers below (decoding, table reading, row validation, the track catalogue) are shared
-with `indexes.datasets.sessions_csv` and `indexes.datasets.hetrec`, so that all text loaders apply
-the same decoding and bad-row rules.
+Decoding, table reading, row validation and the track catalogue live in `indexes.datasets.tables`,
+shared with the other text loaders.
 """
 
 from __future__ import annotations
 
-import csv
-import math
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 
-from indexes.datasets.report import FileReport, LoadReport
-from indexes.datasets.shape import (
-    Dataset,
-    Interner,
-    Items,
-    make_items,
-    sequences_from_interactions,
+from indexes.datasets.report import LoadReport
+from indexes.datasets.shape import Dataset, Interner, sequences_from_interactions
+from indexes.datasets.tables import (
+    BadRow,
+    Catalogue,
+    count_matrix,
+    id_column_spec,
+    open_table,
+    optional,
+    parse_count,
+    read_ids,
+    split_tags,
 )
 
 REQUIRED = ("user", "track", "artist", "count")
-
-_BOM = b"\xef\xbb\xbf"
-
-Splitter = Callable[[str], list[str]]
-Rows = Iterator[tuple[int, list[str]]]
-IdColumns = tuple[tuple[str, int], ...]
-
-
-class _BadRow(Exception):
-    """A row that cannot be loaded; the message is the reason reported with its line number."""
-
-
-def _decode_lines(path: Path) -> list[str]:
-    """The file's lines: UTF-8 (latin-1 for lines that are not valid UTF-8), without a BOM.
-
-    Lines end at \\n, \\r\\n or \\r only (not at the other Unicode line breaks `str.splitlines`
-    knows), so names that contain such characters stay on their line.
-    """
-    data = path.read_bytes()
-    if data.startswith(_BOM):
-        data = data[len(_BOM) :]
-    lines: list[str] = []
-    append = lines.append
-    for raw in data.splitlines():
-        try:
-            append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            append(raw.decode("latin-1"))
-    return lines
-
-
-def _split_csv(line: str) -> list[str]:
-    """Comma-separated fields of one line, with standard CSV quoting (raises `csv.Error`)."""
-    if '"' not in line:
-        return line.split(",")
-    return next(csv.reader([line], strict=True))
-
-
-def _split_tab(line: str) -> list[str]:
-    """Tab-separated fields without quoting (quotes are part of names, e.g. "Weird Al")."""
-    return line.split("\t")
-
-
-def _open_table(
-    path: Path,
-    report: LoadReport,
-    *,
-    required: Sequence[str],
-    one_of: Sequence[str] = (),
-    split: Splitter = _split_csv,
-) -> tuple[FileReport, dict[str, int], Rows]:
-    """Reads a delimited text file with a header line.
-
-    Returns the file's report, the header (lower-cased column name -> field index) and an iterator
-    over (line number, stripped fields) of the data rows that have the header's number of fields.
-    The iterator counts rows, blank lines and rows with a wrong number of fields in the report as
-    it goes. Usage errors (no file, no header, a missing column) raise `ValueError` at once.
-    """
-    expected = ", ".join(required)
-    if one_of:
-        expected += ", and one of " + " or ".join(one_of)
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found (expected a header with columns {expected})")
-    lines = _decode_lines(path)
-    header_at = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if header_at is None:
-        raise ValueError(f"{path}: no header line (expected columns {expected})")
-    try:
-        header = [name.strip().lower() for name in split(lines[header_at])]
-    except csv.Error as exc:
-        raise ValueError(f"{path}: malformed header line ({exc})") from exc
-    columns: dict[str, int] = {}
-    for index, name in enumerate(header):
-        if name in columns:
-            raise ValueError(f"{path}: column {name!r} appears twice in the header")
-        columns[name] = index
-    missing = [name for name in required if name.lower() not in columns]
-    if one_of and not any(name.lower() in columns for name in one_of):
-        missing.append(" or ".join(one_of))
-    if missing:
-        raise ValueError(
-            f"{path}: missing required column(s) {', '.join(missing)} "
-            f"(header has: {', '.join(header)})"
-        )
-    file_report = report.file(str(path))
-    file_report.blank += header_at
-    rows = _data_rows(lines, start=header_at + 1, width=len(header), split=split, out=file_report)
-    return file_report, columns, rows
-
-
-def _data_rows(
-    lines: list[str], *, start: int, width: int, split: Splitter, out: FileReport
-) -> Rows:
-    for index in range(start, len(lines)):
-        line = lines[index]
-        if not line or line.isspace():
-            out.blank += 1
-            continue
-        out.rows += 1
-        number = index + 1
-        try:
-            fields = split(line)
-        except csv.Error as exc:
-            out.bad_row(line=number, reason=f"malformed CSV ({exc})")
-            continue
-        if len(fields) != width:
-            out.bad_row(line=number, reason=f"expected {width} fields, got {len(fields)}")
-            continue
-        yield number, list(map(str.strip, fields))
-
-
-def _id_columns(columns: dict[str, int], names: Sequence[str]) -> IdColumns:
-    """(name, field index) of required id columns, for `_ids`."""
-    return tuple((name, columns[name.lower()]) for name in names)
-
-
-def _ids(fields: list[str], spec: IdColumns) -> list[str]:
-    """The values of required id columns; raises `_BadRow` for an empty one."""
-    values = [fields[index] for _, index in spec]
-    if not all(values):
-        name = next(name for (name, _), value in zip(spec, values, strict=True) if not value)
-        raise _BadRow(f"empty {name}")
-    return values
-
-
-def _optional(fields: list[str], index: int | None) -> str:
-    return fields[index] if index is not None else ""
-
-
-def _parse_count(text: str, column: str) -> float:
-    """A finite, non-negative number; raises `_BadRow` otherwise."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise _BadRow(f"{column} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise _BadRow(f"{column} {text!r} is not finite")
-    if value < 0:
-        raise _BadRow(f"{column} {text!r} is negative")
-    return value
-
-
-def _split_tags(text: str) -> list[str]:
-    """Distinct non-empty tags of a ``|``-separated list, in order."""
-    if not text:
-        return []
-    return list(dict.fromkeys(tag for tag in (part.strip() for part in text.split("|")) if tag))
-
-
-def _matrix(entries: dict[tuple[int, int], float], *, shape: tuple[int, int]) -> sparse.csr_matrix:
-    """A float32 CSR matrix from {(row, col): value}, without explicit zeros."""
-    n = len(entries)
-    rows = np.fromiter((key[0] for key in entries), dtype=np.int64, count=n)
-    cols = np.fromiter((key[1] for key in entries), dtype=np.int64, count=n)
-    data = np.fromiter(entries.values(), dtype=np.float64, count=n).astype(np.float32)
-    m = sparse.csr_matrix((data, (rows, cols)), shape=shape, dtype=np.float32)
-    m.eliminate_zeros()
-    m.sort_indices()
-    return m
-
-
-class _Catalogue:
-    """Tracks, artists and tags in order of first appearance on loaded rows."""
-
-    def __init__(self) -> None:
-        self.tracks = Interner()
-        self.artists = Interner()
-        self.tags = Interner()
-        self.track_artist: list[int] = []
-        self.track_names: list[str] = []
-        self.artist_names: list[str] = []
-        self.track_tags: set[tuple[int, int]] = set()
-
-    def check(self, track: str, artist: str) -> None:
-        """Raises `_BadRow` when `track` is already listed under another artist."""
-        row = self.tracks.index.get(track)
-        if row is not None:
-            first = self.artists.ids[self.track_artist[row]]
-            if first != artist:
-                raise _BadRow(
-                    f"track {track!r} listed under artist {artist!r}, first seen under {first!r}"
-                )
-
-    def add(
-        self, *, track: str, artist: str, track_name: str, artist_name: str, tags: Sequence[str]
-    ) -> int:
-        """Adds (or completes) a track and its artist; returns the track row. Call `check` first."""
-        a = self.artists.get(artist)
-        if a == len(self.artist_names):
-            self.artist_names.append(artist_name)
-        elif artist_name and not self.artist_names[a]:
-            self.artist_names[a] = artist_name
-        t = self.tracks.get(track)
-        if t == len(self.track_names):
-            self.track_names.append(track_name)
-            self.track_artist.append(a)
-        elif track_name and not self.track_names[t]:
-            self.track_names[t] = track_name
-        for tag in tags:
-            self.track_tags.add((t, self.tags.get(tag)))
-        return t
-
-    def items(self) -> Items:
-        pairs = sorted(self.track_tags)
-        return make_items(
-            track_ids=self.tracks.ids,
-            track_names=[n or i for n, i in zip(self.track_names, self.tracks.ids, strict=True)],
-            track_artist=self.track_artist,
-            artist_ids=self.artists.ids,
-            artist_names=[n or i for n, i in zip(self.artist_names, self.artists.ids, strict=True)],
-            tag_names=self.tags.ids,
-            tag_rows=[t for t, _ in pairs],
-            tag_cols=[g for _, g in pairs],
-            tag_weights=[1.0] * len(pairs),
-        )
 
 
 def load_plays_csv(path: Path) -> Dataset:
     """Loads a plays CSV (user, track, artist, count; see the module docstring for the rules)."""
     path = Path(path)
     report = LoadReport()
-    out, columns, rows = _open_table(path, report, required=REQUIRED)
-    id_columns = _id_columns(columns, ("user", "track", "artist"))
+    out, columns, rows = open_table(path, report, required=REQUIRED)
+    id_columns = id_column_spec(columns, ("user", "track", "artist"))
     i_count = columns["count"]
     i_track_name = columns.get("track_name")
     i_artist_name = columns.get("artist_name")
     i_tags = columns.get("tags")
 
     users = Interner()
-    catalogue = _Catalogue()
+    catalogue = Catalogue()
     plays: dict[tuple[int, int], float] = {}
     for line, fields in rows:
         try:
-            user, track, artist = _ids(fields, id_columns)
-            count = _parse_count(fields[i_count], "count")
+            user, track, artist = read_ids(fields, id_columns)
+            count = parse_count(fields[i_count], "count")
             catalogue.check(track, artist)
-        except _BadRow as exc:
+        except BadRow as exc:
             out.bad_row(line=line, reason=str(exc))
             continue
         t = catalogue.add(
             track=track,
             artist=artist,
-            track_name=_optional(fields, i_track_name),
-            artist_name=_optional(fields, i_artist_name),
-            tags=_split_tags(_optional(fields, i_tags)),
+            track_name=optional(fields, i_track_name),
+            artist_name=optional(fields, i_artist_name),
+            tags=split_tags(optional(fields, i_tags)),
         )
         key = (users.get(user), t)
         if key in plays:
@@ -299,7 +84,7 @@ def load_plays_csv(path: Path) -> Dataset:
         out.loaded += 1
 
     items = catalogue.items()
-    interactions = _matrix(plays, shape=(len(users), items.n_tracks))
+    interactions = count_matrix(plays, shape=(len(users), items.n_tracks))
     return Dataset(
         name=f"plays:{path}",
         items=items,

@@ -34,17 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.datasets.plays_csv import (
-    _BadRow,
-    _Catalogue,
-    _id_columns,
-    _ids,
-    _open_table,
-    _optional,
-    _split_tags,
-)
 from indexes.datasets.report import LoadReport
 from indexes.datasets.shape import Dataset, Interner, Sequences, interactions_from_sequences
+from indexes.datasets.tables import (
+    BadRow,
+    Catalogue,
+    id_column_spec,
+    open_table,
+    optional,
+    read_ids,
+    split_tags,
+)
 
 REQUIRED = ("session", "track", "artist")
 ORDER_COLUMNS = ("position", "timestamp")
@@ -56,26 +56,26 @@ def _parse_position(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _BadRow(f"position {text!r} is not an integer") from None
+        raise BadRow(f"position {text!r} is not an integer") from None
     if abs(value) > _INT64_MAX:
-        raise _BadRow(f"position {text!r} is out of range")
+        raise BadRow(f"position {text!r} is out of range")
     return value
 
 
 def _parse_timestamp(text: str) -> float:
-    """Unix seconds from a number or an ISO 8601 date-time; raises `_BadRow` otherwise."""
+    """Unix seconds from a number or an ISO 8601 date-time; raises `BadRow` otherwise."""
     try:
         value = float(text)
     except ValueError:
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise _BadRow(f"timestamp {text!r} is neither unix seconds nor ISO 8601") from None
+            raise BadRow(f"timestamp {text!r} is neither unix seconds nor ISO 8601") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         value = moment.timestamp()
     if not math.isfinite(value):
-        raise _BadRow(f"timestamp {text!r} is not finite")
+        raise BadRow(f"timestamp {text!r} is not finite")
     return value
 
 
@@ -83,9 +83,9 @@ def load_sessions_csv(path: Path) -> Dataset:
     """Loads a sessions CSV (session, position or timestamp, track, artist; see the docstring)."""
     path = Path(path)
     report = LoadReport()
-    out, columns, rows = _open_table(path, report, required=REQUIRED, one_of=ORDER_COLUMNS)
-    id_columns = _id_columns(columns, REQUIRED)
-    user_column = _id_columns(columns, ("user",)) if "user" in columns else ()
+    out, columns, rows = open_table(path, report, required=REQUIRED, one_of=ORDER_COLUMNS)
+    id_columns = id_column_spec(columns, REQUIRED)
+    user_column = id_column_spec(columns, ("user",)) if "user" in columns else ()
     i_position = columns.get("position")
     i_timestamp = columns.get("timestamp")
     i_track_name = columns.get("track_name")
@@ -94,7 +94,7 @@ def load_sessions_csv(path: Path) -> Dataset:
 
     sessions = Interner()
     users = Interner()
-    catalogue = _Catalogue()
+    catalogue = Catalogue()
     session_user: list[int] = []
     session_start: list[float] = []
     row_session: list[int] = []
@@ -103,8 +103,8 @@ def load_sessions_csv(path: Path) -> Dataset:
     seen: set[tuple[str, float, str]] = set()
     for line, fields in rows:
         try:
-            session, track, artist = _ids(fields, id_columns)
-            user = _ids(fields, user_column)[0] if user_column else session
+            session, track, artist = read_ids(fields, id_columns)
+            user = read_ids(fields, user_column)[0] if user_column else session
             position = _parse_position(fields[i_position]) if i_position is not None else 0
             timestamp = (
                 _parse_timestamp(fields[i_timestamp]) if i_timestamp is not None else math.nan
@@ -113,10 +113,10 @@ def load_sessions_csv(path: Path) -> Dataset:
             s = sessions.index.get(session)
             if s is not None and users.ids[session_user[s]] != user:
                 first = users.ids[session_user[s]]
-                raise _BadRow(
+                raise BadRow(
                     f"session {session!r} listed under user {user!r}, first seen under {first!r}"
                 )
-        except _BadRow as exc:
+        except BadRow as exc:
             out.bad_row(line=line, reason=str(exc))
             continue
         key = position if i_position is not None else timestamp
@@ -128,9 +128,9 @@ def load_sessions_csv(path: Path) -> Dataset:
         t = catalogue.add(
             track=track,
             artist=artist,
-            track_name=_optional(fields, i_track_name),
-            artist_name=_optional(fields, i_artist_name),
-            tags=_split_tags(_optional(fields, i_tags)),
+            track_name=optional(fields, i_track_name),
+            artist_name=optional(fields, i_artist_name),
+            tags=split_tags(optional(fields, i_tags)),
         )
         s = sessions.get(session)
         if s == len(session_user):
