@@ -23,7 +23,7 @@ from indexes.splits import validation_split
 
 @dataclass(frozen=True)
 class BuildConfig:
-    dims: int = 64
+    dims: int = 32
     n_trees: int = 50
     search_k: int = (
         5000  # default search_k stored with each index (tuned by loadtest/bench_bundle.py)
@@ -119,7 +119,7 @@ def build_bundle(
             if not mask.any():
                 log(f"  {model.name}.{entity}: no vectors, no index")
                 continue
-            with stage(f"annoy {model.name}.{entity} ({int(mask.sum())} items)", timings):
+            with stage(f"annoy {model.name}.{entity}", timings):
                 entry = writer.annoy(
                     model=model.name,
                     entity=entity,

@@ -63,11 +63,11 @@ def main(argv: list[str] | None = None) -> int:
 def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument(
-        "--dims", type=int, default=64, help="vector dimensions of every model (default 64)"
+        "--dims", type=int, default=32, help="vector dimensions of every model (default 32)"
     )
     p.add_argument("--trees", type=int, default=50, help="Annoy trees per index (default 50)")
     p.add_argument(
-        "--search-k", type=int, default=5000, help="default Annoy search_k stored in the manifest"
+        "--search-k", type=int, default=2000, help="default Annoy search_k stored in the manifest"
     )
 
 

@@ -21,7 +21,7 @@ from indexes.models.base import Vectors, artists_from_tracks
 class AlsModel:
     name: ClassVar[str] = "als"
     metric: ClassVar[str] = "angular"
-    factors: int = 64
+    factors: int = 32
     regularization: float = 0.05
     alpha: float = 10.0
     counts: Literal["linear", "log"] = "log"

@@ -19,7 +19,7 @@ from indexes.models.base import Vectors, normalise_rows
 class ContentModel:
     name: ClassVar[str] = "content"
     metric: ClassVar[str] = "angular"
-    components: int = 64
+    components: int = 32
     artist_weight: float = 1.0  # weight of the artist token next to the tags of a track
 
     @property

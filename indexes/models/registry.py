@@ -8,7 +8,7 @@ from indexes.models.content import ContentModel
 from indexes.models.word2vec import Word2VecModel
 
 
-def default_models(*, dims: int = 64) -> list[VectorModel]:
+def default_models(*, dims: int = 32) -> list[VectorModel]:
     return [
         AlsModel(factors=dims),
         Word2VecModel(vector_size=dims),

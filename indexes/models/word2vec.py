@@ -25,10 +25,10 @@ from indexes.progress import log
 class Word2VecModel:
     name: ClassVar[str] = "word2vec"
     metric: ClassVar[str] = "angular"
-    vector_size: int = 64
+    vector_size: int = 32
     window: int = 5
-    epochs: int = 10
-    negative: int = 10
+    epochs: int = 5
+    negative: int = 5
     min_count: int = 1
     sample: float = 1e-4
     workers: int = 2

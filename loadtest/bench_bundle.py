@@ -1,0 +1,318 @@
+"""Benchmark: build time of a synthetic bundle, and Annoy recall@10 / latency against brute force.
+
+    python loadtest/bench_bundle.py [--sizes 100000,1000000] [--trees N]
+        [--search-k 1000,2000,5000,10000,20000] [--queries 1000] [--out DIR] [--keep]
+
+For each size: generate the synthetic catalogue, build and publish a bundle with the default
+models, then for every track index measure recall@10 and ms per query of `get_nns_by_item` at
+each search_k against exact cosine neighbours computed with numpy. Figures go to stdout, one per
+line as `key=value` pairs (greppable, stable); pipeline progress goes to stderr. Not a test.
+
+Targets (1M tracks): the whole build (generation included) in <= 20 minutes; ANN recall@10 >= 0.95
+at <= 0.5 ms per query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from indexes.bundle import AnnIndex, open_bundle
+from indexes.datasets.synthetic import generate_synthetic
+from indexes.pipeline import BuildConfig, build_bundle
+from indexes.progress import log
+
+K = 10
+RECALL_TARGET = 0.95
+MS_TARGET = 0.5
+BUILD_TARGET_SECONDS = 1200.0
+TIE_EPS = 1e-6  # similarities this close to the 10th exact one count as ties
+CHUNK = 32  # queries per brute-force matrix product (32 x 1M float32 = 128 MB)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One (model, search_k) measurement."""
+
+    model: str
+    search_k: int
+    recall: float
+    ms_per_query: float
+
+
+def emit(**fields: object) -> None:
+    """Prints one figure as `key=value` pairs on stdout."""
+    print(" ".join(f"{k}={_fmt(v)}" for k, v in fields.items()), flush=True)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
+
+
+def stage_key(name: str) -> str:
+    """'annoy als.tracks (95000 items)' -> 'annoy_als.tracks'; 'train als' -> 'train_als'."""
+    name = re.sub(r"\s*\(.*?\)", "", name).strip()
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", name)
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def unit_vectors(index: AnnIndex) -> NDArray[np.float32]:
+    """Every item vector of the index (slot order) as one row-normalised float32 matrix."""
+    m = np.empty((index.n_items, index.dims), dtype=np.float32)
+    get = index.index.get_item_vector
+    for slot in range(index.n_items):
+        m[slot] = get(slot)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    np.divide(m, norms, out=m, where=norms > 0)
+    return m
+
+
+def exact_neighbours(
+    *, unit: NDArray[np.float32], queries: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Exact top-K slots by cosine for each query (the query itself excluded), best first, and
+    each query's K-th best similarity."""
+    top = np.empty((len(queries), K), dtype=np.int64)
+    kth = np.empty(len(queries), dtype=np.float32)
+    for start in range(0, len(queries), CHUNK):
+        q = queries[start : start + CHUNK]
+        sims = unit[q] @ unit.T
+        sims[np.arange(len(q)), q] = -np.inf
+        part = np.argpartition(sims, -K, axis=1)[:, -K:]
+        part_sims = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-part_sims, axis=1, kind="stable")
+        top[start : start + len(q)] = np.take_along_axis(part, order, axis=1)
+        kth[start : start + len(q)] = np.take_along_axis(part_sims, order, axis=1)[:, -1]
+    return top, kth
+
+
+def approximate_neighbours(
+    *, index: AnnIndex, queries: NDArray[np.int64], search_k: int
+) -> tuple[list[list[int]], float]:
+    """Annoy top-K for each query (the query itself dropped) and the seconds spent in Annoy."""
+    get_nns = index.index.get_nns_by_item
+    raw: list[list[int]] = []
+    qs = queries.tolist()
+    started = time.perf_counter()
+    for slot in qs:
+        raw.append(get_nns(slot, K + 1, search_k=search_k))
+    seconds = time.perf_counter() - started
+    results = [[s for s in found if s != slot][:K] for slot, found in zip(qs, raw, strict=True)]
+    return results, seconds
+
+
+def recall_at_k(
+    *,
+    unit: NDArray[np.float32],
+    queries: NDArray[np.int64],
+    approx: list[list[int]],
+    kth: NDArray[np.float32],
+) -> float:
+    """Mean fraction of the K exact neighbours found. Ties count: an approximate neighbour is a hit
+    when its cosine to the query is at least the K-th exact one (identical vectors are common)."""
+    hits = 0
+    for i, (q, found) in enumerate(zip(queries.tolist(), approx, strict=True)):
+        if found:
+            sims = unit[found] @ unit[q]
+            hits += int((sims >= kth[i] - TIE_EPS).sum())
+    return hits / (K * len(queries))
+
+
+def id_recall_at_k(*, top: NDArray[np.int64], approx: list[list[int]]) -> float:
+    """Plain recall: overlap of the returned slots with one exact top-K (ties broken arbitrarily)."""
+    hits = sum(len(set(found) & set(row)) for row, found in zip(top.tolist(), approx, strict=True))
+    return hits / (K * len(top))
+
+
+def measure_index(
+    *, size: int, index: AnnIndex, n_queries: int, search_ks: Sequence[int], seed: int
+) -> list[Point]:
+    log(f"bench: {index.model}.{index.entity}: reading {index.n_items} vectors")
+    unit = unit_vectors(index)
+    rng = np.random.default_rng(seed)
+    queries = rng.choice(index.n_items, size=min(n_queries, index.n_items), replace=False)
+    queries = queries.astype(np.int64)
+    log(f"bench: {index.model}.{index.entity}: brute force over {len(queries)} queries")
+    top, kth = exact_neighbours(unit=unit, queries=queries)
+    emit(size=size, model=index.model, n_items=index.n_items)
+    emit(size=size, model=index.model, n_queries=len(queries))
+    approximate_neighbours(index=index, queries=queries, search_k=max(search_ks))  # warm the mmap
+    points = []
+    for search_k in search_ks:
+        approx, seconds = approximate_neighbours(index=index, queries=queries, search_k=search_k)
+        point = Point(
+            model=index.model,
+            search_k=search_k,
+            recall=recall_at_k(unit=unit, queries=queries, approx=approx, kth=kth),
+            ms_per_query=1000.0 * seconds / len(queries),
+        )
+        ids = id_recall_at_k(top=top, approx=approx)
+        emit(size=size, model=index.model, search_k=search_k, **{"recall@10": point.recall})
+        emit(size=size, model=index.model, search_k=search_k, **{"id_recall@10": ids})
+        emit(size=size, model=index.model, search_k=search_k, ms_per_query=point.ms_per_query)
+        points.append(point)
+    return points
+
+
+def smallest_passing(points: Sequence[Point]) -> Point | None:
+    passing = [p for p in points if p.recall >= RECALL_TARGET]
+    return min(passing, key=lambda p: p.search_k) if passing else None
+
+
+def _passes(points: Sequence[Point], search_k: int) -> bool:
+    return any(p.search_k == search_k and p.recall >= RECALL_TARGET for p in points)
+
+
+def bench_size(
+    *,
+    size: int,
+    config: BuildConfig,
+    n_queries: int,
+    search_ks: Sequence[int],
+    out: Path,
+    keep: bool,
+    seed: int,
+) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bundle-{size}-", dir=out))
+    try:
+        started = time.perf_counter()
+        data = generate_synthetic(n_tracks=size, seed=seed)
+        generate = time.perf_counter() - started
+        log(f"bench: generated {data.name} in {generate:.1f}s")
+        result = build_bundle(data, out=workdir, config=config)
+        del data
+        gc.collect()
+        emit(size=size, n_trees=config.n_trees)
+        emit(size=size, stage="generate", seconds=generate)
+        for name, seconds in result.timings.items():
+            if name != "total":
+                emit(size=size, stage=stage_key(name), seconds=seconds)
+        build_total = result.timings["total"]
+        emit(size=size, stage="build_total", seconds=build_total)
+        emit(size=size, stage="total", seconds=generate + build_total)
+        emit(size=size, bundle_bytes=directory_bytes(result.path))
+
+        emit(size=size, cpus=os.cpu_count())
+        emit(size=size, loadavg_1m=os.getloadavg()[0])  # other load on the machine skews timings
+        points: dict[str, list[Point]] = {}
+        with open_bundle(result.path, verify_checksums=False) as bundle:
+            for (model, entity), index in bundle.indexes.items():
+                if entity == "tracks":
+                    points[model] = measure_index(
+                        size=size, index=index, n_queries=n_queries, search_ks=search_ks, seed=seed
+                    )
+
+        total = generate + build_total
+        emit(
+            size=size,
+            check=f"build_total_le_{BUILD_TARGET_SECONDS:.0f}s",
+            value=total,
+            ok=total <= BUILD_TARGET_SECONDS,
+        )
+        for model, pts in points.items():
+            best = smallest_passing(pts)
+            if best is None:
+                emit(size=size, check="ann_recall_ge_0.95", model=model, search_k="none", ok=False)
+                continue
+            emit(
+                size=size,
+                check="ann_recall_ge_0.95",
+                model=model,
+                search_k=best.search_k,
+                **{"recall@10": best.recall},
+                ms_per_query=best.ms_per_query,
+                ok=best.ms_per_query <= MS_TARGET,
+            )
+        # the one search_k for all track indexes: the smallest at which every model passes
+        common = [k for k in search_ks if all(_passes(pts, k) for pts in points.values())]
+        if not common or not points:
+            emit(size=size, check="ann_all_models", search_k="none", ok=False)
+        else:
+            k = min(common)
+            worst = max(p.ms_per_query for pts in points.values() for p in pts if p.search_k == k)
+            emit(
+                size=size,
+                check="ann_all_models",
+                search_k=k,
+                max_ms_per_query=worst,
+                ok=worst <= MS_TARGET,
+            )
+        if keep:
+            log(f"bench: kept {result.path}")
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma list of integers, got {text!r}"
+        ) from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--sizes", type=_ints, default=[100_000, 1_000_000])
+    parser.add_argument("--trees", type=int, default=None, help="Annoy trees (BuildConfig default)")
+    parser.add_argument("--search-k", type=_ints, default=[1000, 2000, 5000, 10000, 20000])
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="work directory (default: a tempdir)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the bundles")
+    args = parser.parse_args(argv)
+    if args.queries <= 0 or (args.trees is not None and args.trees <= 0):
+        parser.error("--queries and --trees must be positive")
+
+    config = BuildConfig(seed=args.seed)
+    if args.trees is not None:
+        config = BuildConfig(seed=args.seed, n_trees=args.trees)
+    search_ks = sorted(set(args.search_k))
+    own_out = args.out is None
+    out = Path(tempfile.mkdtemp(prefix="segue-bench-")) if own_out else args.out
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        for size in args.sizes:
+            bench_size(
+                size=size,
+                config=config,
+                n_queries=args.queries,
+                search_ks=search_ks,
+                out=out,
+                keep=args.keep,
+                seed=args.seed,
+            )
+    finally:
+        if own_out and not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
