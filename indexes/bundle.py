@@ -7,12 +7,16 @@ A bundle is one immutable directory `<root>/<version>/`:
     tracks.ids.npy / artists.ids.npy   external ids, fixed-width UTF-8 bytes, in row order
     tracks.ids_order.npy / ...         the argsort of the ids: lookup by id is a binary search
     tracks.names.bin + .offsets.npy    names as one UTF-8 blob with int64 offsets
+    tracks.names_lower.bin + ...       the same, case-folded, for case-insensitive search (format 2)
     tracks.artist.npy                  artist row of each track
     tracks.listeners.npy / artists...  popularity (listeners per item)
     <model>.<entity>.ann               one Annoy index per (model, entity)
     <model>.<entity>.rows.npy          Annoy item -> catalogue row
     <model>.<entity>.slots.npy         catalogue row -> Annoy item, -1 where the item has no vector
     cooc.<entity>.{indptr,indices,scores}.npy   top-N co-occurrence neighbours per item
+    users.ids.npy / users.ids_order.npy          user ids (format 2)
+    users.plays.{indptr,indices,counts}.npy      each user's played tracks, CSR (format 2)
+    <model>.users.npy                  user vectors (n_users x dims float32) of models that have them
 
 Everything big is a .npy or .ann file that readers mmap, so the workers of a pod share one copy
 and no per-process dict grows with the catalogue. This module imports only numpy, annoy and the standard library, so the
@@ -27,10 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +45,8 @@ from numpy.typing import NDArray
 
 from indexes.progress import Ticker, log
 
-FORMAT_VERSION = 1
-SUPPORTED_FORMATS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_FORMATS = (1, 2)  # 2 added users (ids, plays, ALS user vectors) and lowercase names
 ENTITIES = ("tracks", "artists")
 CURRENT = "current"
 MANIFEST = "manifest.json"
@@ -66,7 +71,7 @@ class BundleWriter:
         self.files: dict[str, dict[str, Any]] = {}
 
     def array(self, name: str, value: NDArray[Any]) -> str:
-        """Saves a plain (non-object) array as `name` (.npy)."""
+        """Saves a plain (non-object) array as `name` (.npy): 1-d, or 2-d for vectors."""
         if value.dtype == object:
             raise ValueError(f"{name}: object arrays cannot be mmapped")
         path = self.dir / name
@@ -248,7 +253,7 @@ def _fsync_dir(path: Path) -> None:
 class Strings:
     """Strings stored as a UTF-8 blob plus offsets, both mmapped."""
 
-    def __init__(self, blob: NDArray[np.uint8], offsets: NDArray[np.int64]) -> None:
+    def __init__(self, blob: bytes | mmap.mmap, offsets: NDArray[np.int64]) -> None:
         self.blob, self.offsets = blob, offsets
 
     def __len__(self) -> int:
@@ -256,23 +261,32 @@ class Strings:
 
     def __getitem__(self, i: int) -> str:
         a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-        return bytes(self.blob[a:b]).decode("utf-8")
+        return self.blob[a:b].decode("utf-8")
+
+    def find(self, needle: bytes, *, limit: int) -> list[int]:
+        """Rows whose string contains `needle`, in row order, at most `limit` of them.
+
+        A C-level scan of the shared blob (`mmap.find`): nothing is copied per call."""
+        rows: list[int] = []
+        if not needle:
+            return list(range(min(limit, len(self))))
+        pos = self.blob.find(needle, 0)
+        while pos >= 0 and len(rows) < limit:
+            row = int(np.searchsorted(self.offsets, pos, side="right")) - 1
+            end = int(self.offsets[row + 1])
+            if pos + len(needle) <= end:
+                rows.append(row)
+                pos = self.blob.find(needle, end)
+            else:  # the match runs into the next string
+                pos = self.blob.find(needle, pos + 1)
+        return rows
 
 
-class Entities:
-    """The id map and metadata of tracks or artists."""
+class IdMap:
+    """External ids <-> rows: mmapped fixed-width ids and their sort order."""
 
-    def __init__(
-        self,
-        *,
-        ids: NDArray[np.bytes_],
-        order: NDArray[np.int64],
-        names: Strings,
-        listeners: NDArray[np.float32],
-        artist: NDArray[np.int32] | None,
-    ) -> None:
-        self.ids, self.order, self.names = ids, order, names
-        self.listeners, self.artist = listeners, artist
+    def __init__(self, *, ids: NDArray[np.bytes_], order: NDArray[np.int64]) -> None:
+        self.ids, self.order = ids, order
         self._width = ids.dtype.itemsize
 
     def __len__(self) -> int:
@@ -300,6 +314,51 @@ class Entities:
         return bytes(self.ids[row]).decode("utf-8")
 
 
+class Entities(IdMap):
+    """The id map and metadata of tracks or artists."""
+
+    def __init__(
+        self,
+        *,
+        ids: NDArray[np.bytes_],
+        order: NDArray[np.int64],
+        names: Strings,
+        names_lower: Strings | None,
+        listeners: NDArray[np.float32],
+        artist: NDArray[np.int32] | None,
+    ) -> None:
+        super().__init__(ids=ids, order=order)
+        self.names, self.names_lower = names, names_lower
+        self.listeners, self.artist = listeners, artist
+
+
+class Users(IdMap):
+    """User ids, each user's played tracks (CSR) and the user vectors of some models."""
+
+    def __init__(
+        self,
+        *,
+        ids: NDArray[np.bytes_],
+        order: NDArray[np.int64],
+        plays_indptr: NDArray[np.int64],
+        plays_indices: NDArray[np.int32],
+        plays_counts: NDArray[np.float32],
+        vectors: dict[str, NDArray[np.float32]],
+    ) -> None:
+        super().__init__(ids=ids, order=order)
+        self.plays_indptr, self.plays_indices, self.plays_counts = (
+            plays_indptr,
+            plays_indices,
+            plays_counts,
+        )
+        self.vectors = vectors
+
+    def plays(self, row: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """The tracks a user played and how often."""
+        a, b = int(self.plays_indptr[row]), int(self.plays_indptr[row + 1])
+        return self.plays_indices[a:b], self.plays_counts[a:b]
+
+
 @dataclass
 class AnnIndex:
     """One opened Annoy index with its row maps."""
@@ -314,6 +373,8 @@ class AnnIndex:
     index: Any  # annoy.AnnoyIndex
     rows: NDArray[np.int32]  # annoy item -> catalogue row
     slots: NDArray[np.int32]  # catalogue row -> annoy item or -1
+    # called with (model, entity, seconds) after every ANN query, e.g. to export a metric
+    observer: Callable[[str, str, float], None] | None = None
 
     def neighbours(
         self, row: int, k: int, *, search_k: int | None = None
@@ -325,7 +386,10 @@ class AnnIndex:
         if slot < 0:
             return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32)
         sk = self.search_k if search_k is None else search_k
+        start = time.perf_counter()
         items, dists = self.index.get_nns_by_item(slot, k + 1, search_k=sk, include_distances=True)
+        if self.observer is not None:
+            self.observer(self.model, self.entity, time.perf_counter() - start)
         out_rows = self.rows[np.asarray(items, dtype=np.int64)]
         d = np.asarray(dists, dtype=np.float32)
         keep = out_rows != row
@@ -361,6 +425,7 @@ class Bundle:
         self.entities: dict[str, Entities] = {}
         self.indexes: dict[tuple[str, str], AnnIndex] = {}
         self.cooc: dict[str, CoocNeighbours] = {}
+        self.users: Users | None = None  # format 1 bundles have no users
 
     @property
     def tracks(self) -> Entities:
@@ -420,6 +485,7 @@ def _open_directory(directory: Path, *, verify_checksums: bool) -> Bundle:
         _open_entities(bundle, manifest)
         _open_cooc(bundle, manifest)
         _open_indexes(bundle, manifest)
+        _open_users(bundle, manifest)
     except OSError as e:
         bundle.close()
         raise BundleError(f"{directory}: {e}") from None
@@ -498,16 +564,10 @@ def _open_entities(bundle: Bundle, manifest: dict[str, Any]) -> None:
             raise BundleError(f"{d / MANIFEST}: entities.{entity} must be a count")
         ids = _load(d, f"{entity}.ids.npy", dtype_kind="S", length=n, files=files)
         order = _load(d, f"{entity}.ids_order.npy", dtype_kind="i", length=n, files=files)
-        offsets = _load(d, f"{entity}.names.offsets.npy", dtype_kind="i", length=n + 1, files=files)
-        blob_path = d / f"{entity}.names.bin"
-        blob_size = blob_path.stat().st_size
-        if n and (offsets[0] != 0 or offsets[-1] != blob_size or (np.diff(offsets) < 0).any()):
-            raise BundleError(
-                f"{d / f'{entity}.names.offsets.npy'}: offsets do not fit {blob_path.name}"
-            )
-        blob = (
-            np.memmap(blob_path, dtype=np.uint8, mode="r") if blob_size else np.zeros(0, np.uint8)
-        )
+        names = _strings(d, f"{entity}.names", n=n, files=files)
+        names_lower = None
+        if manifest["format_version"] >= 2:
+            names_lower = _strings(d, f"{entity}.names_lower", n=n, files=files)
         listeners = _load(d, f"{entity}.listeners.npy", dtype_kind="f", length=n, files=files)
         artist = None
         if entity == "tracks":
@@ -517,8 +577,71 @@ def _open_entities(bundle: Bundle, manifest: dict[str, Any]) -> None:
         if n and (order.min() < 0 or order.max() >= n):
             raise BundleError(f"{d / f'{entity}.ids_order.npy'}: rows out of range")
         bundle.entities[entity] = Entities(
-            ids=ids, order=order, names=Strings(blob, offsets), listeners=listeners, artist=artist
+            ids=ids,
+            order=order,
+            names=names,
+            names_lower=names_lower,
+            listeners=listeners,
+            artist=artist,
         )
+
+
+def _strings(d: Path, prefix: str, *, n: int, files: Mapping[str, Any]) -> Strings:
+    offsets = _load(d, f"{prefix}.offsets.npy", dtype_kind="i", length=n + 1, files=files)
+    blob_path = d / f"{prefix}.bin"
+    if blob_path.name not in files:
+        raise BundleError(f"{d / MANIFEST}: does not list {blob_path.name}")
+    blob_size = blob_path.stat().st_size
+    if offsets[0] != 0 or offsets[-1] != blob_size or (np.diff(offsets) < 0).any():
+        raise BundleError(f"{d / f'{prefix}.offsets.npy'}: offsets do not fit {blob_path.name}")
+    blob: bytes | mmap.mmap = b""
+    if blob_size:
+        with open(blob_path, "rb") as f:
+            blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return Strings(blob, offsets)
+
+
+def _open_users(bundle: Bundle, manifest: dict[str, Any]) -> None:
+    if manifest["format_version"] < 2:
+        return
+    d, files = bundle.path, manifest["files"]
+    n = manifest["entities"].get("users")
+    if not isinstance(n, int) or n < 0:
+        raise BundleError(f"{d / MANIFEST}: entities.users must be a count")
+    ids = _load(d, "users.ids.npy", dtype_kind="S", length=n, files=files)
+    order = _load(d, "users.ids_order.npy", dtype_kind="i", length=n, files=files)
+    if n and (order.min() < 0 or order.max() >= n):
+        raise BundleError(f"{d / 'users.ids_order.npy'}: rows out of range")
+    indptr = _load(d, "users.plays.indptr.npy", dtype_kind="i", length=n + 1, files=files)
+    if indptr[0] != 0 or (np.diff(indptr) < 0).any():
+        raise BundleError(f"{d / 'users.plays.indptr.npy'}: not a valid row pointer")
+    nnz = int(indptr[-1])
+    indices = _load(d, "users.plays.indices.npy", dtype_kind="i", length=nnz, files=files)
+    counts = _load(d, "users.plays.counts.npy", dtype_kind="f", length=nnz, files=files)
+    if nnz and (indices.min() < 0 or indices.max() >= manifest["entities"]["tracks"]):
+        raise BundleError(f"{d / 'users.plays.indices.npy'}: track rows out of range")
+    vectors: dict[str, NDArray[np.float32]] = {}
+    for entry in manifest.get("user_vectors", []):
+        model, file, dims = entry.get("model"), entry.get("file"), entry.get("dims")
+        if file not in files:
+            raise BundleError(f"{d / MANIFEST}: does not list {file}")
+        try:
+            m = np.load(d / file, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise BundleError(f"{d / file}: not a readable .npy file ({e})") from None
+        if m.dtype != np.float32 or m.shape != (n, dims):
+            raise BundleError(f"{d / file}: expected float32 {(n, dims)}, got {m.dtype} {m.shape}")
+        if (model, "tracks") in bundle.indexes and bundle.indexes[(model, "tracks")].dims != dims:
+            raise BundleError(f"{d / file}: {dims} dims, but the {model} track index has others")
+        vectors[str(model)] = m
+    bundle.users = Users(
+        ids=ids,
+        order=order,
+        plays_indptr=indptr,
+        plays_indices=indices,
+        plays_counts=counts,
+        vectors=vectors,
+    )
 
 
 def _open_cooc(bundle: Bundle, manifest: dict[str, Any]) -> None:

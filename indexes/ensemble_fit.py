@@ -1,5 +1,9 @@
 """Learns the ensemble weights offline: logistic regression on per-source similarity features
-against held-out co-occurrence (is the candidate in the seed's held-out basket?)."""
+against held-out co-occurrence (is the candidate in the seed's held-out basket?).
+
+Pairwise (RankNet-style, linear): the model learns to order a held-out positive above a negative
+candidate of the same seed, from the difference of their features, which is what a ranked list
+needs; a pointwise fit would mostly learn which candidates are popular overall."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ def fit_weights(
     seeds_per_basket: int = 3,
     candidates_per_source: int = 50,
     max_seeds: int = 5000,
+    negatives_per_positive: int = 5,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Fits weights for `entity` on held-out baskets; returns the manifest's ensemble entry."""
@@ -36,30 +41,40 @@ def fit_weights(
     pairs = sample_seeds(
         baskets, known=known, per_basket=seeds_per_basket, limit=max_seeds, seed=seed
     )
-    xs, ys = [], []
+    rng = np.random.default_rng(seed)
+    diffs: list[NDArray[np.float32]] = []
+    n_candidates = n_positive = 0
     ticker = Ticker(f"ensemble fit ({entity})", total=len(pairs), unit="seeds")
     for b, s in pairs:
         lists = scorer.candidate_lists(s)
         cands = scorer.candidates(s, lists)
-        if len(cands):
-            xs.append(scorer.features(s, cands, lists))
-            ys.append(np.isin(cands, baskets[b]))
         ticker.add()
+        if not len(cands):
+            continue
+        x = scorer.features(s, cands, lists)
+        y = np.isin(cands, baskets[b])
+        n_candidates += len(y)
+        n_positive += int(y.sum())
+        pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+        if len(pos) and len(neg):
+            # pairwise: a held-out positive should outrank a negative of the same seed
+            p = np.repeat(pos, negatives_per_positive)
+            n = rng.choice(neg, size=len(p))
+            diffs.append(x[p] - x[n])
     fallback = default_weights(scorer.models)
-    if not xs:
-        return {**fallback, "reason": "no validation seeds"}
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    if y.all() or not y.any():
-        return {**fallback, "reason": "validation labels are all one class"}
-    mean, scale = x.mean(axis=0), x.std(axis=0)
+    if not diffs:
+        return {**fallback, "reason": "no validation seed with both a hit and a miss"}
+    d = np.concatenate(diffs)
+    scale = d.std(axis=0)
     scale[scale == 0] = 1.0
-    clf = LogisticRegression(C=1.0, max_iter=2000)
-    clf.fit((x - mean) / scale, y)
-    w_std = clf.coef_.ravel()
-    weights = w_std / scale
-    bias = float(clf.intercept_[0] - np.sum(w_std * mean / scale))
+    signs = np.where(rng.random(len(d)) < 0.5, 1.0, -1.0).astype(np.float32)
+    clf = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=False)
+    clf.fit(d / scale * signs[:, None], signs > 0)
+    weights = clf.coef_.ravel() / scale
+    bias = 0.0
     log(
-        f"ensemble fit ({entity}): {len(pairs)} seeds, {len(y)} candidates, {int(y.sum())} positive; "
+        f"ensemble fit ({entity}): {len(pairs)} seeds, {n_candidates} candidates, {n_positive} positive, "
+        f"{len(d)} pairs; "
         + ", ".join(f"{n}={w:.3g}" for n, w in zip(scorer.names, weights, strict=True))
     )
     return {
@@ -67,9 +82,10 @@ def fit_weights(
         "weights": [float(w) for w in weights],
         "bias": bias,
         "fitted": True,
-        "method": "logistic regression on held-out co-occurrence",
-        "samples": len(y),
-        "positives": int(y.sum()),
+        "method": "pairwise logistic regression on held-out co-occurrence",
+        "samples": n_candidates,
+        "positives": n_positive,
+        "pairs": len(d),
         "seeds": len(pairs),
         "candidates_per_source": candidates_per_source,
     }

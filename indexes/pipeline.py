@@ -33,6 +33,7 @@ class BuildConfig:
     min_validation_users: int = 150  # small data sets need a bigger share to label enough pairs
     max_validation_users: int = 2000
     validation_seeds_per_basket: int = 5
+    max_validation_seeds: int = 5000
     cooc_top_n: int = 100
     candidates_per_source: int = 50
     keep: int = 3  # published versions kept in the output directory
@@ -101,6 +102,14 @@ def build_bundle(
         writer.ids("artists", items.artist_ids)
         writer.strings("tracks.names", items.track_names)
         writer.strings("artists.names", items.artist_names)
+        writer.strings("tracks.names_lower", [n.casefold() for n in items.track_names.tolist()])
+        writer.strings("artists.names_lower", [n.casefold() for n in items.artist_names.tolist()])
+        plays = data.interactions.tocsr()
+        plays.sort_indices()
+        writer.ids("users", data.user_ids)
+        writer.array("users.plays.indptr.npy", plays.indptr.astype(np.int64))
+        writer.array("users.plays.indices.npy", plays.indices.astype(np.int32))
+        writer.array("users.plays.counts.npy", plays.data.astype(np.float32))
         writer.array("tracks.artist.npy", items.track_artist.astype(np.int32))
         for entity in ("tracks", "artists"):
             writer.array(f"{entity}.listeners.npy", listeners[entity].astype(np.float32))
@@ -108,6 +117,22 @@ def build_bundle(
             writer.array(f"cooc.{entity}.indptr.npy", nb.indptr)
             writer.array(f"cooc.{entity}.indices.npy", nb.indices)
             writer.array(f"cooc.{entity}.scores.npy", nb.scores)
+
+    user_vectors = []
+    for model in models:
+        encode = vectors[model.name].user_encoder
+        if encode is not None:
+            with stage(f"user vectors {model.name}", timings):
+                # every user of the data set, validation users included, against the trained items
+                users = encode(data.interactions)
+                writer.array(f"{model.name}.users.npy", users)
+                user_vectors.append(
+                    {
+                        "model": model.name,
+                        "file": f"{model.name}.users.npy",
+                        "dims": int(users.shape[1]),
+                    }
+                )
 
     index_entries = []
     for model in models:
@@ -142,8 +167,9 @@ def build_bundle(
             "config": asdict(config),
             "models": [{"name": m.name, **_params(m)} for m in models],
         },
-        "entities": {"tracks": items.n_tracks, "artists": items.n_artists},
+        "entities": {"tracks": items.n_tracks, "artists": items.n_artists, "users": data.n_users},
         "indexes": index_entries,
+        "user_vectors": user_vectors,
         "ensemble": {
             e: default_weights([x["model"] for x in index_entries if x["entity"] == e])
             for e in ("tracks", "artists")
@@ -162,6 +188,7 @@ def build_bundle(
                     baskets=split.baskets[entity],
                     seed=config.seed,
                     seeds_per_basket=config.validation_seeds_per_basket,
+                    max_seeds=config.max_validation_seeds,
                     candidates_per_source=config.candidates_per_source,
                 )
         finally:

@@ -52,12 +52,74 @@ def main(argv: list[str] | None = None) -> int:
     _build_options(p)
     p.set_defaults(func=_evaluate)
 
+    p = sub.add_parser("serve", help="run the HTTP service: uvicorn with N workers over one bundle")
+    p.add_argument("--bundles", type=Path, help="bundles directory with 'current' (SEGUE_BUNDLES)")
+    p.add_argument("--workers", type=int, help="worker processes (SEGUE_WORKERS, default 1)")
+    p.add_argument("--host", help="address to bind (SEGUE_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (SEGUE_PORT, default 8000)")
+    p.set_defaults(func=_serve)
+
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    import tempfile
+
+    from pydantic import ValidationError
+
+    from service.settings import Settings, describe_error
+
+    # flags win over the environment; the workers read the same SEGUE_* variables
+    for flag, var in (
+        ("bundles", "BUNDLES"),
+        ("workers", "WORKERS"),
+        ("host", "HOST"),
+        ("port", "PORT"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            os.environ[f"SEGUE_{var}"] = str(value)
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        print(f"segue serve: {describe_error(e)}", file=sys.stderr)
+        return 2
+    if settings.metrics_dir is None:
+        metrics_dir = Path(tempfile.mkdtemp(prefix="segue-metrics-"))
+    else:
+        metrics_dir = settings.metrics_dir
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # samples of an earlier run
+        metrics_dir.mkdir(parents=True)
+    os.environ["SEGUE_METRICS_DIR"] = str(metrics_dir)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    if (
+        not (settings.bundles / "current").exists()
+        and not (settings.bundles / "manifest.json").exists()
+    ):
+        print(
+            f"segue serve: no bundle in {settings.bundles} yet; /readyz answers 503 until one is "
+            f"published there (segue build --out {settings.bundles})",
+            file=sys.stderr,
+        )
+    import uvicorn
+
+    uvicorn.run(
+        "service.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=False,
+        log_level="info",
+    )
+    return 0
 
 
 def _build_options(p: argparse.ArgumentParser) -> None:

@@ -36,10 +36,7 @@ class AlsModel:
         from threadpoolctl import threadpool_limits
 
         plays = sparse.csr_matrix(data.interactions, dtype=np.float32)
-        confidence = plays.copy()
-        if self.counts == "log":
-            confidence.data = np.log1p(confidence.data)
-        confidence.data *= self.alpha
+        confidence = self._confidence(plays)
         # implicit parallelises itself; a threaded BLAS underneath only fights it
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
@@ -58,6 +55,26 @@ class AlsModel:
         artists, artist_mask = artists_from_tracks(
             data, tracks, track_mask, weights=np.log1p(listeners).astype(np.float32)
         )
+
+        def encode_users(plays: sparse.csr_matrix) -> np.ndarray:
+            """One least-squares half step per user against the fitted item factors."""
+            c = self._confidence(plays)
+            with threadpool_limits(1, "blas"):
+                users = model.recalculate_user(np.arange(c.shape[0]), c)
+            return np.ascontiguousarray(users, dtype=np.float32).reshape(c.shape[0], self.factors)
+
         return Vectors(
-            tracks=tracks, track_mask=track_mask, artists=artists, artist_mask=artist_mask
+            tracks=tracks,
+            track_mask=track_mask,
+            artists=artists,
+            artist_mask=artist_mask,
+            user_encoder=encode_users,
         )
+
+    def _confidence(self, plays: sparse.csr_matrix) -> sparse.csr_matrix:
+        """alpha * c, where c is the count or log(1 + count); implicit adds the 1."""
+        confidence = sparse.csr_matrix(plays, dtype=np.float32, copy=True)
+        if self.counts == "log":
+            confidence.data = np.log1p(confidence.data)
+        confidence.data *= self.alpha
+        return confidence

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 
 from indexes.datasets.shape import Dataset
 
@@ -26,6 +28,9 @@ class Vectors:
     track_mask: BoolArray
     artists: FloatMatrix
     artist_mask: BoolArray
+    # for models with user vectors (ALS): users x tracks play counts -> users x dims vectors,
+    # so users held out of training (or new ones) get vectors too
+    user_encoder: Callable[[sparse.csr_matrix], FloatMatrix] | None = None
 
     @property
     def dims(self) -> int:

@@ -69,15 +69,17 @@ def cooccurrence_neighbours(
             budget += work[stop]
             stop += 1
         block = sparse.csr_matrix(xt[start:stop] @ x)
-        block.setdiag(0.0)
-        block.eliminate_zeros()
         rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
-        data = block.data / (norm[start + rows] * norm[block.indices])
-        order = np.lexsort((-data, rows))
+        cols = block.indices
+        data = block.data / (norm[start + rows] * norm[cols])
+        data[start + rows == cols] = -1.0  # an item is not its own neighbour
+        # one sort of a composite key: row ascending, then score descending (scores are in [0, 1])
+        order = np.argsort(rows * 4.0 + (1.0 - data), kind="stable")
         rows_sorted = rows[order]
         rank = np.arange(len(order)) - block.indptr[rows_sorted]
-        keep = order[rank < top_n]
-        counts = np.minimum(np.diff(block.indptr), top_n)
+        keep_mask = (rank < top_n) & (data[order] > 0)
+        keep = order[keep_mask]
+        counts = np.bincount(rows_sorted[keep_mask], minlength=stop - start)
         indptr_parts.append(counts.astype(np.int64))
         idx_parts.append(block.indices[keep].astype(np.int32))
         score_parts.append(data[keep].astype(np.float32))

@@ -28,6 +28,11 @@ def test_golden_bundle_loads_and_answers(fmt: int) -> None:
                 b.tracks.id_of(int(r)) for r in b.indexes[(model, "tracks")].neighbours(row, 5)[0]
             ]
             assert got == want["neighbours"]
+        if fmt >= 2:
+            assert b.users is not None and b.users.vectors["als"].shape[1] == 8
+            assert b.tracks.names_lower is not None
+        else:
+            assert b.users is None
         scorer = Scorer(b, entity="artists")
         rows, _ = scorer.top(0, 5)
         assert len(rows) == 5 and 0 not in rows

@@ -1,0 +1,1 @@
+"""Thin HTTP routers: parse, look up ids, call `service.recommend`, shape JSON."""

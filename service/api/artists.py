@@ -1,0 +1,56 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from service import recommend
+from service.api import schemas
+from service.api.deps import artist_out, artist_row, loaded_bundle
+from service.bundles import LoadedBundle
+from service.settings import Settings
+
+ArtistId = Annotated[str, Path(min_length=1, max_length=256)]
+Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
+
+
+def router(settings: Settings) -> APIRouter:
+    r = APIRouter(prefix="/v1/artists", tags=["artists"])
+    Limit = Annotated[int, Query(ge=1, le=settings.max_limit)]
+
+    @r.get("", response_model=schemas.ArtistList)
+    async def search_artists(
+        loaded: Loaded,
+        q: Annotated[str, Query(max_length=200)] = "",
+        limit: Limit = settings.default_limit,
+    ) -> schemas.ArtistList:
+        """Artists whose name contains `q` (case-insensitive), most listened first; empty `q` lists."""
+        b = loaded.bundle
+        rows = recommend.search(b.artists, query=q, limit=limit)
+        return schemas.ArtistList(items=[artist_out(b, r) for r in rows])
+
+    @r.get(
+        "/{artist_id}", response_model=schemas.Artist, responses={404: {"model": schemas.Problem}}
+    )
+    async def get_artist(artist_id: ArtistId, loaded: Loaded) -> schemas.Artist:
+        return artist_out(loaded.bundle, artist_row(loaded.bundle, artist_id))
+
+    @r.get(
+        "/{artist_id}/related",
+        response_model=schemas.RelatedArtists,
+        responses={404: {"model": schemas.Problem}},
+    )
+    async def related_artists(
+        artist_id: ArtistId, loaded: Loaded, limit: Limit = 20
+    ) -> schemas.RelatedArtists:
+        """The artists most related to one artist (the ensemble of every model)."""
+        b = loaded.bundle
+        row = artist_row(b, artist_id)
+        items = recommend.related_artists(loaded, row=row, limit=limit)
+        return schemas.RelatedArtists(
+            artist=artist_out(b, row),
+            items=[
+                schemas.ScoredArtist(**artist_out(b, i.row).model_dump(), score=i.score)
+                for i in items
+            ],
+        )
+
+    return r

@@ -1,0 +1,59 @@
+"""Dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+
+from indexes.bundle import Bundle
+from service.api import schemas
+from service.bundles import BundleHolder, LoadedBundle
+
+VERSION_SCOPE_KEY = "segue.bundle_version"
+
+
+async def loaded_bundle(request: Request) -> AsyncIterator[LoadedBundle]:
+    """The bundle this request uses, held open until the request is done.
+
+    async, so that FastAPI runs it on the event loop instead of a thread hop per request."""
+    holder: BundleHolder = request.app.state.holder
+    with holder.use() as loaded:
+        request.scope[VERSION_SCOPE_KEY] = loaded.version
+        yield loaded
+
+
+class NotFound(Exception):
+    def __init__(self, kind: str, external_id: str) -> None:
+        super().__init__(f"{kind} {external_id!r} not found")
+
+
+def track_row(bundle: Bundle, track_id: str) -> int:
+    row = bundle.tracks.row_of(track_id)
+    if row is None:
+        raise NotFound("track", track_id)
+    return row
+
+
+def artist_row(bundle: Bundle, artist_id: str) -> int:
+    row = bundle.artists.row_of(artist_id)
+    if row is None:
+        raise NotFound("artist", artist_id)
+    return row
+
+
+def track_out(bundle: Bundle, row: int) -> schemas.Track:
+    t = bundle.tracks
+    assert t.artist is not None
+    a = int(t.artist[row])
+    return schemas.Track(
+        id=t.id_of(row),
+        name=t.names[row],
+        artist=schemas.ArtistRef(id=bundle.artists.id_of(a), name=bundle.artists.names[a]),
+        listeners=int(t.listeners[row]),
+    )
+
+
+def artist_out(bundle: Bundle, row: int) -> schemas.Artist:
+    a = bundle.artists
+    return schemas.Artist(id=a.id_of(row), name=a.names[row], listeners=int(a.listeners[row]))

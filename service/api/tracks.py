@@ -1,0 +1,69 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from service import recommend
+from service.api import schemas
+from service.api.deps import loaded_bundle, track_out, track_row
+from service.bundles import LoadedBundle
+from service.settings import Settings
+
+TrackId = Annotated[str, Path(min_length=1, max_length=256)]
+Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
+
+
+def router(settings: Settings) -> APIRouter:
+    r = APIRouter(prefix="/v1/tracks", tags=["tracks"])
+    Limit = Annotated[int, Query(ge=1, le=settings.max_limit)]
+
+    @r.get("", response_model=schemas.TrackList)
+    async def search_tracks(
+        loaded: Loaded,
+        q: Annotated[str, Query(max_length=200)] = "",
+        limit: Limit = settings.default_limit,
+    ) -> schemas.TrackList:
+        """Tracks whose name contains `q` (case-insensitive), most listened first; empty `q` lists."""
+        b = loaded.bundle
+        rows = recommend.search(b.tracks, query=q, limit=limit)
+        return schemas.TrackList(items=[track_out(b, r) for r in rows])
+
+    @r.get("/{track_id}", response_model=schemas.Track, responses={404: {"model": schemas.Problem}})
+    async def get_track(track_id: TrackId, loaded: Loaded) -> schemas.Track:
+        return track_out(loaded.bundle, track_row(loaded.bundle, track_id))
+
+    @r.get(
+        "/{track_id}/similar",
+        response_model=schemas.SimilarTracks,
+        responses={404: {"model": schemas.Problem}},
+    )
+    async def similar_tracks(
+        track_id: TrackId,
+        loaded: Loaded,
+        limit: Limit = settings.default_limit,
+        model: Annotated[
+            str, Query(description="a model of the bundle, or `ensemble`")
+        ] = "ensemble",
+    ) -> schemas.SimilarTracks:
+        """The tracks most similar to one track, at most `artist_cap` per artist."""
+        b = loaded.bundle
+        allowed = recommend.sources(loaded, entity="tracks")
+        if model not in allowed:
+            raise HTTPException(
+                status_code=422,
+                detail=[{"loc": ["query", "model"], "msg": f"unknown model {model!r}; one of {allowed}",
+                         "type": "value_error"}],
+            )  # fmt: skip
+        row = track_row(b, track_id)
+        items = recommend.similar_tracks(
+            loaded, row=row, limit=limit, source=model, artist_cap=settings.artist_cap
+        )
+        return schemas.SimilarTracks(
+            track=track_out(b, row),
+            model=model,
+            items=[
+                schemas.ScoredTrack(**track_out(b, i.row).model_dump(), score=i.score)
+                for i in items
+            ],
+        )
+
+    return r

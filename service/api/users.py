@@ -1,0 +1,48 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from service import recommend
+from service.api import schemas
+from service.api.deps import NotFound, loaded_bundle, track_out
+from service.bundles import LoadedBundle
+from service.settings import Settings
+
+UserId = Annotated[str, Path(min_length=1, max_length=256)]
+Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
+
+
+def router(settings: Settings) -> APIRouter:
+    r = APIRouter(prefix="/v1/users", tags=["users"])
+    Limit = Annotated[int, Query(ge=1, le=settings.max_limit)]
+
+    @r.get(
+        "/{user_id}/recommendations",
+        response_model=schemas.Recommendations,
+        responses={404: {"model": schemas.Problem}},
+    )
+    async def recommendations(
+        user_id: UserId, loaded: Loaded, limit: Limit = settings.default_limit
+    ) -> schemas.Recommendations:
+        """Tracks for one listener from their vector, leaving out what they already played,
+        each with a reason."""
+        b = loaded.bundle
+        if b.users is None:
+            raise recommend.Unavailable(f"bundle {b.version} has no users (format 1)")
+        row = b.users.row_of(user_id)
+        if row is None:
+            raise NotFound("user", user_id)
+        items = recommend.user_recommendations(
+            loaded, user=row, limit=limit, artist_cap=settings.artist_cap
+        )
+        return schemas.Recommendations(
+            user=user_id,
+            items=[
+                schemas.RecommendedTrack(
+                    **track_out(b, i.row).model_dump(), score=i.score, reason=i.reason or ""
+                )
+                for i in items
+            ],
+        )
+
+    return r

@@ -1,0 +1,147 @@
+"""The bundle a worker serves, and hot swap to a new one without failing a request.
+
+Each request holds a reference to the bundle it started with (`BundleHolder.use`). When
+`current` points at a new version, a background task opens it, makes it the one new requests
+get, and closes the old one once its last in-flight request has finished.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexes.bundle import Bundle, BundleError, open_bundle, resolve_current
+from indexes.ensemble import Scorer
+from indexes.progress import log
+
+
+@dataclass
+class LoadedBundle:
+    """An open bundle with its scorers, and how many requests are using it."""
+
+    bundle: Bundle
+    scorers: dict[str, Scorer]
+    search_k: int | None = None
+    refs: int = 0
+    retired: bool = False
+    closed: bool = field(default=False)
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+
+def load(
+    path: Path, *, verify_checksums: bool, candidates_per_source: int, search_k: int | None
+) -> LoadedBundle:
+    bundle = open_bundle(path, verify_checksums=verify_checksums)
+    try:
+        if search_k is not None:
+            for ann in bundle.indexes.values():
+                ann.search_k = search_k
+        scorers = {
+            entity: Scorer(bundle, entity=entity, candidates_per_source=candidates_per_source)
+            for entity in ("tracks", "artists")
+        }
+    except Exception:
+        bundle.close()
+        raise
+    return LoadedBundle(bundle=bundle, scorers=scorers, search_k=search_k)
+
+
+class BundleHolder:
+    """Holds the current LoadedBundle of a worker; thread-safe."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        verify_checksums: bool = False,
+        candidates_per_source: int = 50,
+        search_k: int | None = None,
+    ) -> None:
+        self.root = root
+        self.verify_checksums = verify_checksums
+        self.candidates_per_source = candidates_per_source
+        self.search_k = search_k
+        self._lock = threading.Lock()
+        self._current: LoadedBundle | None = None
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> LoadedBundle | None:
+        return self._current
+
+    def _open(self, path: Path) -> LoadedBundle:
+        return load(
+            path,
+            verify_checksums=self.verify_checksums,
+            candidates_per_source=self.candidates_per_source,
+            search_k=self.search_k,
+        )
+
+    def refresh(self) -> bool:
+        """Opens the bundle `current` points at if it is not the one served; True if swapped.
+
+        A bundle that fails to open is refused (the message is logged and kept in `last_error`)
+        and the worker goes on serving the one it has."""
+        try:
+            target = resolve_current(self.root)
+        except BundleError as e:
+            self._refused(str(e))
+            return False
+        served = self._current
+        if served is not None and served.bundle.path == target:
+            return False
+        try:
+            fresh = self._open(target)
+        except BundleError as e:
+            self._refused(str(e))
+            return False
+        with self._lock:
+            old, self._current = self._current, fresh
+            self.last_error = None
+            if old is not None:
+                old.retired = True
+                self._close_if_idle(old)
+        log(f"serving bundle {fresh.version}" + (f" (was {old.version})" if old else ""))
+        return True
+
+    def _refused(self, message: str) -> None:
+        if message != self.last_error:
+            log(f"bundle refused: {message}")
+        self.last_error = message
+
+    @contextmanager
+    def use(self) -> Iterator[LoadedBundle]:
+        """The bundle for one request; it stays open until the request is done."""
+        with self._lock:
+            loaded = self._current
+            if loaded is None:
+                raise NoBundle(self.last_error or f"no bundle loaded yet from {self.root}")
+            loaded.refs += 1
+        try:
+            yield loaded
+        finally:
+            with self._lock:
+                loaded.refs -= 1
+                self._close_if_idle(loaded)
+
+    def _close_if_idle(self, loaded: LoadedBundle) -> None:
+        if loaded.retired and loaded.refs == 0 and not loaded.closed:
+            loaded.closed = True
+            loaded.bundle.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._current.retired = True
+                self._close_if_idle(self._current)
+                self._current = None
+
+
+class NoBundle(Exception):
+    """No bundle could be loaded (yet)."""

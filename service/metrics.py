@@ -1,0 +1,85 @@
+"""Prometheus metrics, correct across the uvicorn workers of a pod (multiprocess mode).
+
+In multiprocess mode every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR and
+/metrics (served by any worker) adds them up. That variable must be set before prometheus_client
+is first imported, which is why `segue serve` sets it before starting the workers and why this
+module imports prometheus_client only inside `Metrics`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+ANN_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+
+
+class Metrics:
+    def __init__(self, *, multiprocess_dir: Path | None) -> None:
+        if multiprocess_dir is not None:
+            multiprocess_dir.mkdir(parents=True, exist_ok=True)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(multiprocess_dir)
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.multiprocess_dir = multiprocess_dir
+        # one registry per app; in multiprocess mode the samples live in files instead
+        self.registry = CollectorRegistry()
+        reg = None if multiprocess_dir is not None else self.registry
+        self.requests = Histogram(
+            "segue_request_seconds",
+            "HTTP request latency by route",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.ann = Histogram(
+            "segue_ann_seconds",
+            "Annoy query latency by model and entity",
+            ["model", "entity"],
+            buckets=ANN_BUCKETS,
+            registry=reg,
+        )
+        self.bundle_info = Gauge(
+            "segue_bundle_info",
+            "1 for the bundle version a worker serves (summed: workers serving it)",
+            ["version"],
+            registry=reg,
+            multiprocess_mode="liveall",
+        )
+        self.bundle_refused = Counter(
+            "segue_bundle_refused_total", "Bundles refused at load", registry=reg
+        )
+
+    def observe_ann(self, model: str, entity: str, seconds: float) -> None:
+        self.ann.labels(model, entity).observe(seconds)
+
+    def serving(self, *, version: str, previous: str | None) -> None:
+        if previous is not None:
+            self.bundle_info.labels(previous).set(0)
+        self.bundle_info.labels(version).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def worker_exit(self) -> None:
+        if self.multiprocess_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid(), path=str(self.multiprocess_dir))
+
+
+def route_label(scope: dict[str, Any]) -> str:
+    """The route template (/v1/tracks/{track_id}), not the raw path, so labels stay few."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

@@ -1,0 +1,172 @@
+"""Recommendation logic over a loaded bundle: plain Python, no web framework, tested without HTTP.
+
+Functions take catalogue rows and return `Item`s; the routers translate ids and shape JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from indexes.bundle import Entities
+from indexes.ensemble import ENSEMBLE
+from service.bundles import LoadedBundle
+
+USER_MODEL = "als"  # the model whose user vectors drive personal recommendations
+
+
+@dataclass(frozen=True)
+class Item:
+    row: int
+    score: float
+    reason: str | None = None
+
+
+class Unavailable(Exception):
+    """The bundle lacks what the request needs (e.g. a format-1 bundle has no users)."""
+
+
+def sources(loaded: LoadedBundle, *, entity: str) -> list[str]:
+    return [*loaded.bundle.models(entity), ENSEMBLE]
+
+
+def cap_per_artist(
+    rows: NDArray[np.int32],
+    scores: NDArray[np.float32],
+    *,
+    artist: NDArray[np.int32],
+    cap: int,
+    limit: int,
+) -> list[Item]:
+    """Keeps rows in order, at most `cap` per artist, until `limit` are kept."""
+    kept: list[Item] = []
+    per_artist: dict[int, int] = {}
+    for r, s in zip(rows.tolist(), scores.tolist(), strict=True):
+        a = int(artist[r])
+        if per_artist.get(a, 0) >= cap:
+            continue
+        per_artist[a] = per_artist.get(a, 0) + 1
+        kept.append(Item(row=r, score=float(s)))
+        if len(kept) == limit:
+            break
+    return kept
+
+
+def similar_tracks(
+    loaded: LoadedBundle, *, row: int, limit: int, source: str, artist_cap: int
+) -> list[Item]:
+    """The tracks most similar to `row` by one model or the ensemble, `artist_cap` per artist."""
+    scorer = loaded.scorers["tracks"]
+    if source not in sources(loaded, entity="tracks"):
+        raise KeyError(source)
+    # ask for more than `limit`: the artist cap drops some
+    want = max(limit * 3, limit + 20)
+    if source == ENSEMBLE:
+        want = 10**9  # the ensemble ranks its whole (bounded) candidate set
+    rows, scores = scorer.top(row, min(want, scorer.n_items), source=source)
+    artist = loaded.bundle.tracks.artist
+    assert artist is not None
+    return cap_per_artist(rows, scores, artist=artist, cap=artist_cap, limit=limit)
+
+
+def related_artists(loaded: LoadedBundle, *, row: int, limit: int) -> list[Item]:
+    rows, scores = loaded.scorers["artists"].top(row, limit, source=ENSEMBLE)
+    return [
+        Item(row=int(r), score=float(s))
+        for r, s in zip(rows.tolist(), scores.tolist(), strict=True)
+    ]
+
+
+def user_recommendations(
+    loaded: LoadedBundle, *, user: int, limit: int, artist_cap: int
+) -> list[Item]:
+    """Tracks near the user's vector that the user has not played, each with a reason."""
+    bundle = loaded.bundle
+    users = bundle.users
+    if (
+        users is None
+        or USER_MODEL not in users.vectors
+        or (USER_MODEL, "tracks") not in bundle.indexes
+    ):
+        raise Unavailable(f"bundle {bundle.version} has no {USER_MODEL} user vectors")
+    tracks = bundle.tracks
+    assert tracks.artist is not None
+    played, counts = users.plays(user)
+    played_set = set(played.tolist())
+    vector = np.asarray(users.vectors[USER_MODEL][user], dtype=np.float32)
+    if not vector.any():
+        scorer = loaded.scorers["tracks"]
+        rows = scorer.popular[~np.isin(scorer.popular, played)][: limit * 3]
+        items = cap_per_artist(
+            rows, scorer.log_pop[rows], artist=tracks.artist, cap=artist_cap, limit=limit
+        )
+        return [
+            Item(row=i.row, score=i.score, reason="Popular with listeners on segue") for i in items
+        ]
+    ann = bundle.indexes[(USER_MODEL, "tracks")]
+    n = min(ann.n_items, limit * 3 + len(played_set) + 20)
+    slots, dists = ann.index.get_nns_by_vector(
+        vector.tolist(), n, search_k=ann.search_k, include_distances=True
+    )
+    rows = ann.rows[np.asarray(slots, dtype=np.int64)]
+    sims = 1.0 - np.asarray(dists, dtype=np.float32) ** 2 / 2.0
+    fresh = ~np.isin(rows, played)
+    items = cap_per_artist(
+        rows[fresh], sims[fresh], artist=tracks.artist, cap=artist_cap, limit=limit
+    )
+    return _with_reasons(loaded, items=items, played=played, counts=counts)
+
+
+def _with_reasons(
+    loaded: LoadedBundle,
+    *,
+    items: list[Item],
+    played: NDArray[np.int32],
+    counts: NDArray[np.float32],
+) -> list[Item]:
+    """Explains each track by the user's own artist it is closest to."""
+    bundle = loaded.bundle
+    artist_of = bundle.tracks.artist
+    assert artist_of is not None
+    plays_by_artist: dict[int, float] = {}
+    for r, c in zip(played.tolist(), counts.tolist(), strict=True):
+        a = int(artist_of[r])
+        plays_by_artist[a] = plays_by_artist.get(a, 0.0) + c
+    own = sorted(plays_by_artist, key=lambda a: -plays_by_artist[a])[:20]
+    ann = bundle.indexes.get((USER_MODEL, "artists"))
+    names = bundle.artists.names
+    out = []
+    for item in items:
+        a = int(artist_of[item.row])
+        if a in plays_by_artist:
+            reason = f"More from {names[a]}, whom you listen to"
+        elif own and ann is not None:
+            best = max(own, key=lambda o: ann.similarity(a, o))
+            reason = f"Because you listen to {names[best]}"
+        else:
+            reason = "Close to what you listen to"
+        out.append(Item(row=item.row, score=item.score, reason=reason))
+    return out
+
+
+def search(entities: Entities, *, query: str, limit: int) -> list[int]:
+    """Rows whose name contains `query` (case-insensitive), most listened first; all rows if empty."""
+    needle = query.strip().casefold().encode("utf-8")
+    if not needle:
+        return list(range(min(limit, len(entities))))
+    names = entities.names_lower
+    if names is None:  # a format-1 bundle: no case-folded names, so the scan decodes each name
+        rows = [
+            r
+            for r in range(len(entities))
+            if query.strip().casefold() in entities.names[r].casefold()
+        ]
+    else:
+        rows = names.find(needle, limit=max(limit * 20, 1000))
+    if not rows:
+        return []
+    arr = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(-np.asarray(entities.listeners)[arr], kind="stable")
+    return [int(r) for r in arr[order][:limit]]

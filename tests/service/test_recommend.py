@@ -1,0 +1,107 @@
+"""The recommendation logic and the bundle holder, without HTTP."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexes.pipeline import BuildResult
+from service import recommend
+from service.bundles import BundleHolder, NoBundle, load
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_build: BuildResult):  # type: ignore[no-untyped-def]
+    lb = load(tiny_build.path, verify_checksums=True, candidates_per_source=50, search_k=None)
+    yield lb
+    lb.bundle.close()
+
+
+def test_artist_cap_holds_for_every_source(loaded) -> None:  # type: ignore[no-untyped-def]
+    artist = loaded.bundle.tracks.artist
+    for source in recommend.sources(loaded, entity="tracks"):
+        for cap in (1, 2, 3):
+            items = recommend.similar_tracks(
+                loaded, row=10, limit=20, source=source, artist_cap=cap
+            )
+            assert 0 < len(items) <= 20
+            assert max(Counter(int(artist[i.row]) for i in items).values()) <= cap
+            assert 10 not in [i.row for i in items]
+
+
+def test_cap_per_artist_keeps_order() -> None:
+    rows = np.array([5, 6, 7, 8, 9], dtype=np.int32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5], dtype=np.float32)
+    artist = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2], dtype=np.int32)
+    kept = recommend.cap_per_artist(rows, scores, artist=artist, cap=2, limit=10)
+    assert [i.row for i in kept] == [5, 6, 8, 9]
+    assert [
+        i.row for i in recommend.cap_per_artist(rows, scores, artist=artist, cap=2, limit=3)
+    ] == [5, 6, 8]
+
+
+def test_user_recommendations_leave_out_played_tracks(loaded) -> None:  # type: ignore[no-untyped-def]
+    users = loaded.bundle.users
+    assert users is not None and "als" in users.vectors
+    for user in (0, 5, 17):
+        played = set(users.plays(user)[0].tolist())
+        items = recommend.user_recommendations(loaded, user=user, limit=10, artist_cap=2)
+        assert len(items) == 10
+        assert not played & {i.row for i in items}
+        assert all(i.reason for i in items)
+
+
+def test_validation_users_get_vectors_too(loaded, tiny_build: BuildResult) -> None:  # type: ignore[no-untyped-def]
+    users = loaded.bundle.users
+    vectors = np.asarray(users.vectors["als"])
+    has_plays = np.diff(np.asarray(users.plays_indptr)) > 0
+    assert (np.abs(vectors[has_plays]).sum(axis=1) > 0).all()
+
+
+def test_search_is_case_insensitive_and_most_listened_first(loaded) -> None:  # type: ignore[no-untyped-def]
+    tracks = loaded.bundle.tracks
+    name = tracks.names[3]
+    word = name.split()[-1]
+    rows = recommend.search(tracks, query=word.swapcase(), limit=500)
+    assert 3 in rows or len(rows) == 500
+    assert all(word.lower() in tracks.names[r].lower() for r in rows)
+    listeners = np.asarray(tracks.listeners)[rows]
+    assert (np.diff(listeners) <= 0).all()
+    assert recommend.search(tracks, query="", limit=4) == [0, 1, 2, 3]
+    assert recommend.search(tracks, query="zzzz-not-a-name", limit=4) == []
+
+
+def test_holder_swaps_and_closes_the_old_bundle_after_its_last_request(
+    tiny_build: BuildResult, tmp_path: Path
+) -> None:
+    import shutil
+
+    from indexes.bundle import publish
+
+    root = tmp_path / "root"
+    root.mkdir()
+    staging = root / ".staging-a"
+    shutil.copytree(tiny_build.path, staging)
+    publish(staging=staging, root=root, version="a")
+    holder = BundleHolder(root)
+    with pytest.raises(NoBundle), holder.use():
+        pass
+    assert holder.refresh() is True and holder.refresh() is False
+    with holder.use() as old:
+        staging = root / ".staging-b"
+        shutil.copytree(tiny_build.path, staging)
+        publish(staging=staging, root=root, version="b")
+        assert holder.refresh() is True
+        assert old.retired and not old.closed  # a request still uses it
+        assert (
+            old.bundle.indexes[("als", "tracks")]
+            .neighbours(int(old.bundle.indexes[("als", "tracks")].rows[0]), 5)[0]
+            .size
+        )
+        with holder.use() as new:
+            assert new is not old and new.bundle.path.name == "b"
+    assert old.closed
+    holder.close()
