@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from indexes import bundle as fmt
+from indexes.ann_tune import Tuned, exact_top, recall_at, tune_search_k
 from indexes.datasets.shape import Dataset
 from indexes.ensemble import default_weights
 from indexes.ensemble_fit import fit_weights
@@ -25,9 +26,10 @@ from indexes.splits import validation_split
 class BuildConfig:
     dims: int = 32
     n_trees: int = 50
-    search_k: int = (
-        5000  # default search_k stored with each index (tuned by loadtest/bench_bundle.py)
-    )
+    # Annoy search_k stored with each index; None: the smallest that reaches `target_recall`
+    # (recall@10 against brute force on a sample), measured per index at build time
+    search_k: int | None = None
+    target_recall: float = 0.95
     seed: int = 42
     validation_fraction: float = 0.05
     min_validation_users: int = 150  # small data sets need a bigger share to label enough pairs
@@ -154,7 +156,12 @@ def build_bundle(
                     n_trees=config.n_trees,
                     seed=config.seed,
                 )
-                entry["search_k"] = config.search_k
+                tuned = _tune(staging / entry["file"], entry, m[mask], config)
+                entry.update(tuned.to_json())
+                log(
+                    f"  {model.name}.{entity}: search_k {tuned.search_k}, recall@10 {tuned.recall:.3f}, "
+                    f"{tuned.ms_per_query:.3f} ms/query"
+                )
                 index_entries.append(entry)
 
     manifest: dict[str, Any] = {
@@ -205,6 +212,25 @@ def build_bundle(
     total = time.perf_counter() - started
     timings["total"] = total
     return BuildResult(path=path, version=version, manifest=manifest, timings=timings)
+
+
+def _tune(path: Path, entry: dict[str, Any], vectors: np.ndarray, config: BuildConfig) -> Tuned:
+    from annoy import AnnoyIndex
+
+    index = AnnoyIndex(entry["dims"], entry["metric"])
+    index.load(str(path))
+    try:
+        if config.search_k is not None:
+            queries = np.random.default_rng(config.seed).choice(
+                len(vectors), size=min(200, len(vectors)), replace=False
+            )
+            recall, ms = recall_at(
+                index, queries, exact_top(vectors, queries), search_k=config.search_k
+            )
+            return Tuned(search_k=config.search_k, recall=recall, ms_per_query=ms)
+        return tune_search_k(index, vectors, target=config.target_recall, seed=config.seed)
+    finally:
+        index.unload()
 
 
 def _params(model: VectorModel) -> dict[str, Any]:

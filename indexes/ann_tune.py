@@ -1,0 +1,90 @@
+"""Chooses each Annoy index's search_k by measuring recall@10 against exact brute force.
+
+On a sample of indexed items, the exact top 10 (cosine) is computed with numpy; then the index
+is queried with growing search_k until recall@10 reaches the target. The chosen search_k and
+the measured recall and latency go into the manifest, so the service asks each index for just
+enough work to meet the recall target.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from indexes.models.base import normalise_rows
+
+K = 10
+CANDIDATES = (500, 1000, 2000, 3000, 5000, 10000, 20000, 50000)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    search_k: int
+    recall: float
+    ms_per_query: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "search_k": self.search_k,
+            "recall_at_10": round(self.recall, 4),
+            "ms_per_query": round(self.ms_per_query, 4),
+        }
+
+
+def exact_top(
+    vectors: NDArray[np.float32], queries: NDArray[np.int64], *, k: int = K
+) -> NDArray[np.int64]:
+    """Exact cosine top k of each query slot (itself excluded), by brute force in chunks."""
+    unit = normalise_rows(vectors)
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for a in range(0, len(queries), 32):
+        q = queries[a : a + 32]
+        sims = unit[q] @ unit.T
+        sims[np.arange(len(q)), q] = -np.inf
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        out[a : a + 32] = top
+    return out
+
+
+def recall_at(
+    index: Any, queries: NDArray[np.int64], exact: NDArray[np.int64], *, search_k: int
+) -> tuple[float, float]:
+    """(recall@10, ms per query) of `index` at `search_k`."""
+    hits = 0
+    start = time.perf_counter()
+    results = [index.get_nns_by_item(int(q), K + 1, search_k=search_k) for q in queries]
+    ms = (time.perf_counter() - start) * 1000 / max(1, len(queries))
+    for q, got, want in zip(queries.tolist(), results, exact, strict=True):
+        got = [g for g in got if g != q][:K]
+        hits += len(set(got) & set(want.tolist()))
+    return hits / (K * max(1, len(queries))), ms
+
+
+def tune_search_k(
+    index: Any,
+    vectors: NDArray[np.float32],
+    *,
+    target: float = 0.95,
+    queries: int = 200,
+    seed: int = 0,
+    candidates: tuple[int, ...] = CANDIDATES,
+) -> Tuned:
+    """The smallest candidate search_k whose recall@10 reaches `target` (else the largest)."""
+    n = len(vectors)
+    if n <= K + 1:
+        return Tuned(search_k=-1, recall=1.0, ms_per_query=0.0)
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(n, size=min(queries, n), replace=False).astype(np.int64)
+    exact = exact_top(vectors, sample)
+    index.get_nns_by_item(int(sample[0]), K + 1, search_k=candidates[0])  # warm the mapping
+    best = Tuned(search_k=candidates[-1], recall=0.0, ms_per_query=0.0)
+    for sk in candidates:
+        recall, ms = recall_at(index, sample, exact, search_k=sk)
+        best = Tuned(search_k=sk, recall=recall, ms_per_query=ms)
+        if recall >= target or sk >= n * 2:
+            break
+    return best

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from annoy import AnnoyIndex
+
+from indexes.ann_tune import exact_top, recall_at, tune_search_k
+from indexes.datasets.synthetic import generate_synthetic
+from indexes.pipeline import BuildConfig, build_bundle
+
+
+def _index(vectors: np.ndarray, trees: int) -> AnnoyIndex:
+    ix = AnnoyIndex(vectors.shape[1], "angular")
+    ix.set_seed(1)
+    for i, v in enumerate(vectors):
+        ix.add_item(i, v)
+    ix.build(trees)
+    return ix
+
+
+def test_exact_top_is_exact() -> None:
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(300, 8)).astype(np.float32)
+    q = np.array([0, 5, 299])
+    top = exact_top(v, q, k=5)
+    unit = v / np.linalg.norm(v, axis=1, keepdims=True)
+    for i, s in enumerate(q):
+        sims = unit @ unit[s]
+        sims[s] = -np.inf
+        assert set(top[i].tolist()) == set(np.argsort(-sims)[:5].tolist())
+
+
+def test_tuning_reaches_the_target_with_the_smallest_candidate() -> None:
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(3000, 16)).astype(np.float32)
+    ix = _index(v, trees=4)
+    tuned = tune_search_k(ix, v, target=0.9, queries=100, candidates=(10, 100, 1000, 10000))
+    assert tuned.recall >= 0.9
+    assert tuned.search_k in (100, 1000, 10000)
+    q = np.arange(100)
+    assert recall_at(ix, q, exact_top(v, q), search_k=10)[0] < 0.9  # so tuning had work to do
+
+
+def test_build_stores_the_measured_search_k(tmp_path: Path) -> None:
+    config = BuildConfig(dims=8, n_trees=4, seed=3, max_validation_seeds=300)
+    built = build_bundle(generate_synthetic(n_tracks=400, seed=3), out=tmp_path, config=config)
+    manifest = json.loads((built.path / "manifest.json").read_text())
+    for ix in manifest["indexes"]:
+        assert ix["recall_at_10"] >= 0.95 or ix["search_k"] == 50000, ix
+        assert ix["search_k"] > 0 and ix["ms_per_query"] >= 0
