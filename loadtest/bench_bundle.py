@@ -210,6 +210,13 @@ def bench_size(
         emit(size=size, stage="build_total", seconds=build_total)
         emit(size=size, stage="total", seconds=generate + build_total)
         emit(size=size, bundle_bytes=directory_bytes(result.path))
+        for ix in result.manifest["indexes"]:  # what the build chose and measured for each index
+            emit(
+                size=size,
+                index=f"{ix['model']}.{ix['entity']}",
+                chosen_search_k=ix["search_k"],
+                **{"recall@10": ix.get("recall_at_10"), "ms_per_query": ix.get("ms_per_query")},
+            )
 
         emit(size=size, cpus=os.cpu_count())
         emit(size=size, loadavg_1m=os.getloadavg()[0])  # other load on the machine skews timings
