@@ -224,9 +224,7 @@ def _tune(path: Path, entry: dict[str, Any], vectors: np.ndarray, config: BuildC
             queries = np.random.default_rng(config.seed).choice(
                 len(vectors), size=min(200, len(vectors)), replace=False
             )
-            recall, ms = recall_at(
-                index, queries, exact_top(vectors, queries), search_k=config.search_k
-            )
+            recall, ms = recall_at(index, exact_top(vectors, queries), search_k=config.search_k)
             return Tuned(search_k=config.search_k, recall=recall, ms_per_query=ms)
         return tune_search_k(index, vectors, target=config.target_recall, seed=config.seed)
     finally:

@@ -1,0 +1,606 @@
+"""Benchmark: throughput and latency of similar tracks against a bare endpoint, on one server.
+
+    PYTHONPATH=. python loadtest/bench_throughput.py --bundles DIR [--workers 2] [--duration 20]
+        [--connections 16] [--threads 1] [--warmup 5] [--half-duration 20]
+
+Starts one `segue serve` (uvicorn, N workers) on 127.0.0.1 and, in the same run:
+
+1. peak load, closed loop, with wrk (https://github.com/wg/wrk, Debian package `wrk`):
+   `/v1/tracks/{id}/similar?limit=20` (the ensemble) on a random track id of the bundle per
+   request (a Lua script picks it from a list), then the constant `/livez` (same app, same
+   middleware); requests/s, p50 and p99 of each, and the ratio similar / livez;
+2. half load, open loop: a Python asyncio generator sends the similar requests at a fixed rate of
+   half the measured peak, each at its scheduled time whether or not earlier ones have finished,
+   and measures latency from the scheduled time (wrk's closed loop would hide queueing: the
+   coordinated omission that wrk2 corrects; wrk2 is not packaged in Debian).
+
+The load generators run on the same machine as the server and share its cores; `cpu_s` figures
+say how much CPU each side took. Figures go to stdout as `key=value` pairs; progress and the
+server's log go to stderr. The server is stopped at the end, also on error or Ctrl-C. Not a test.
+
+Targets: similar_rps / livez_rps >= 0.6; p99 <= 25 ms at half of the similar endpoint's peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexes.bundle import resolve_current
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+SIMILAR = "/v1/tracks/{id}/similar?limit=20"
+RATIO_TARGET = 0.6
+P99_TARGET_MS = 25.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+INSTALL_WRK = "wrk is not installed: apt-get install -y wrk  (Debian/Ubuntu; or build it from https://github.com/wg/wrk)"
+
+# wrk runs one Lua state per thread: `setup` numbers the threads, `init` seeds each one and reads
+# the ids, `done` prints the summary in one parseable line
+WRK_LUA = """
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("thread_no", counter)
+end
+
+ids = {}
+function init(args)
+  math.randomseed(os.time() * 1000 + (thread_no or 0))
+  if IDS_FILE ~= "" then
+    for line in io.lines(IDS_FILE) do ids[#ids + 1] = line end
+  end
+end
+
+if IDS_FILE ~= "" then
+  request = function()
+    local path = string.format(PATH_FORMAT, ids[math.random(#ids)])
+    return wrk.format("GET", path)
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK requests=%d duration_us=%d connect=%d read=%d write=%d status=%d timeout=%d "
+      .. "p50_us=%d p90_us=%d p99_us=%d max_us=%d\\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def log(message: str) -> None:
+    print(f"[bench_throughput {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def emit(**fields: object) -> None:
+    """Prints one line of `key=value` pairs on stdout."""
+    print(" ".join(f"{k}={_fmt(v)}" for k, v in fields.items()), flush=True)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+# --- the server (the same helper as bench_memory.py: each benchmark is one self-contained file) --
+
+
+class Server:
+    """`segue serve` in its own process group; its stderr lines are kept with monotonic times."""
+
+    def __init__(self, *, bundles: Path, workers: int, port: int) -> None:
+        self.bundles, self.workers, self.port = bundles, workers, port
+        self.lines: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self.started = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+        cmd = [sys.executable, "-m", "service.cli", "serve", "--bundles", str(self.bundles)]
+        cmd += ["--workers", str(self.workers), "--host", HOST, "--port", str(self.port)]
+        log("starting: " + " ".join(cmd))
+        self.started = time.monotonic()
+        self._proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            start_new_session=True,  # its own process group: stop() ends the workers too
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for line in self._proc.stderr:
+            now = time.monotonic()
+            with self._lock:
+                self.lines.append((now, line.rstrip("\n")))
+            print(f"  server +{now - self.started:7.3f}s | {line.rstrip()}", file=sys.stderr)
+
+    def count(self, text: str) -> int:
+        with self._lock:
+            return sum(text in line for _, line in self.lines)
+
+    def check_alive(self) -> None:
+        assert self._proc is not None
+        code = self._proc.poll()
+        if code is not None:
+            with self._lock:
+                tail = "\n".join(line for _, line in self.lines[-20:])
+            raise RuntimeError(f"the server exited with code {code}:\n{tail}")
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group, SIGKILL after 20 s; waits for it."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        log(f"stopping the server (process group {proc.pid})")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            log("the server did not stop in 20 s: SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+
+
+@contextlib.contextmanager
+def running(*, bundles: Path, workers: int, port: int) -> Iterator[Server]:
+    server = Server(bundles=bundles, workers=workers, port=port)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_ready(server: Server, *, port: int, timeout: float) -> None:
+    """Until every worker logged "serving bundle" and /readyz answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        server.check_alive()
+        if server.count("serving bundle ") >= server.workers:
+            status = asyncio.run(_status(port=port, path="/readyz"))
+            if status == 200:
+                log(f"ready after {time.monotonic() - server.started:.1f} s")
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"the server was not ready within {timeout:.0f} s")
+
+
+async def _status(*, port: int, path: str) -> int:
+    conn = await Conn.open(port=port)
+    try:
+        status, _ = await conn.get(path)
+        return status
+    finally:
+        conn.close()
+
+
+def server_cpu_ticks(pid: int) -> int:
+    """utime + stime of the server process and its children (the workers), in clock ticks."""
+    total = 0
+    pids = [pid]
+    with contextlib.suppress(FileNotFoundError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError):
+                pids += [
+                    int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+                ]
+    for p in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+# --- peak load: wrk ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    rps: float
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non_2xx: int
+    socket_errors: int
+    server_cpu_s: float
+    wrk_cpu_s: float
+
+
+def run_wrk(
+    *,
+    server: Server,
+    url: str,
+    lua: Path,
+    seconds: float,
+    connections: int,
+    threads: int,
+) -> WrkResult:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+    cmd += ["--timeout", "5s", "-s", str(lua), url]
+    log("running: " + " ".join(cmd))
+    before_server = server_cpu_ticks(server.pid)
+    before_self = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=seconds + 60, check=False, cwd=lua.parent
+    )
+    after_self = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = (server_cpu_ticks(server.pid) - before_server) / CLK_TCK
+    wrk_cpu = (after_self.ru_utime + after_self.ru_stime) - (
+        before_self.ru_utime + before_self.ru_stime
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK ")), None)
+    if line is None:
+        raise RuntimeError(f"no summary from wrk:\n{done.stdout}\n{done.stderr}")
+    v = {k: int(x) for k, x in re.findall(r"(\w+)=(\d+)", line)}
+    secs = v["duration_us"] / 1e6
+    return WrkResult(
+        rps=v["requests"] / secs,
+        requests=v["requests"],
+        seconds=secs,
+        p50_ms=v["p50_us"] / 1e3,
+        p90_ms=v["p90_us"] / 1e3,
+        p99_ms=v["p99_us"] / 1e3,
+        max_ms=v["max_us"] / 1e3,
+        non_2xx=v["status"],
+        socket_errors=v["connect"] + v["read"] + v["write"] + v["timeout"],
+        server_cpu_s=server_cpu,
+        wrk_cpu_s=wrk_cpu,
+    )
+
+
+def write_lua(directory: Path, *, name: str, ids_file: Path | None) -> Path:
+    path = directory / name
+    ids = "" if ids_file is None else str(ids_file)
+    header = f"IDS_FILE = {_lua_string(ids)}\nPATH_FORMAT = {_lua_string(SIMILAR.replace('{id}', '%s'))}\n"
+    path.write_text(header + WRK_LUA, encoding="utf-8")
+    return path
+
+
+def _lua_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --- half load: an open-loop generator ---------------------------------------------------------
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection: GET and a Content-Length body, nothing more."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, *, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        status_line = await self.reader.readline()
+        parts = status_line.split(None, 2)
+        if len(parts) < 2:
+            raise ConnectionError(f"bad status line {status_line!r}")
+        length = None
+        while True:
+            header = await self.reader.readline()
+            if header in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = header.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise ConnectionError("response without Content-Length")
+        return int(parts[1]), await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass(frozen=True)
+class OpenLoopResult:
+    target_rps: float
+    achieved_rps: float
+    sent: int
+    ok: int
+    errors: int
+    latencies_ms: list[float]  # of the answered requests, from their scheduled send time
+    service_ms: list[float]  # the same from the moment the request was written
+    start_lag_p99_ms: float  # how late the generator itself started requests
+    connections: int
+
+
+async def open_loop(
+    *,
+    port: int,
+    paths: list[str],
+    rate: float,
+    seconds: float,
+    max_requests: int,
+    max_connections: int,
+    timeout: float,
+) -> OpenLoopResult:
+    """Sends paths[i % len] at start + i / rate for `seconds` (at most `max_requests`).
+
+    A request that finds every connection busy opens another (up to `max_connections`) or waits
+    for one; that wait counts in its latency, which runs from the scheduled send time."""
+    loop = asyncio.get_running_loop()
+    n = max(1, min(max_requests, int(rate * seconds)))
+    freed: asyncio.Queue[Conn] = asyncio.Queue()  # idle keep-alive connections
+    opened = 0
+    latencies: list[float] = []
+    service: list[float] = []
+    lags: list[float] = []
+    errors = ok = 0
+
+    async def acquire() -> Conn:
+        nonlocal opened
+        if not freed.empty():
+            return freed.get_nowait()
+        if opened < max_connections:
+            opened += 1
+            try:
+                return await Conn.open(port=port)
+            except BaseException:
+                opened -= 1
+                raise
+        return await freed.get()
+
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors, ok, opened
+        lags.append(loop.time() - scheduled)
+        conn: Conn | None = None
+        try:
+            conn = await acquire()
+            written = loop.time()
+            status, _ = await asyncio.wait_for(conn.get(paths[i % len(paths)]), timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+            errors += 1
+            if errors <= 5:
+                log(f"half load: request {i} failed: {e!r}")
+            if conn is not None:  # a broken connection: drop it (acquire() counted it)
+                conn.close()
+                opened -= 1
+            return
+        now = loop.time()
+        latencies.append((now - scheduled) * 1e3)
+        service.append((now - written) * 1e3)
+        ok += status == 200
+        if status != 200:
+            errors += 1
+        freed.put_nowait(conn)
+
+    start = loop.time() + 0.05
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(n):
+        scheduled = start + i / rate
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout + 5)
+    elapsed = loop.time() - start
+    for t in tasks:
+        t.cancel()
+    while not freed.empty():
+        freed.get_nowait().close()
+    return OpenLoopResult(
+        target_rps=rate,
+        achieved_rps=len(latencies) / elapsed if elapsed > 0 else 0.0,
+        sent=len(tasks),
+        ok=ok,
+        errors=errors + sum(not t.done() for t in tasks),
+        latencies_ms=latencies,
+        service_ms=service,
+        start_lag_p99_ms=percentile([x * 1e3 for x in lags], 99),
+        connections=opened,
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, int(np.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def random_ids(directory: Path, *, n: int, seed: int) -> list[str]:
+    ids = np.load(directory / "tracks.ids.npy", allow_pickle=False)
+    rows = np.random.default_rng(seed).integers(0, len(ids), size=n)
+    return [bytes(ids[r]).decode("utf-8") for r in rows]
+
+
+def emit_wrk(endpoint: str, r: WrkResult) -> None:
+    emit(
+        endpoint=endpoint,
+        rps=r.rps,
+        p50_ms=r.p50_ms,
+        p90_ms=r.p90_ms,
+        p99_ms=r.p99_ms,
+        max_ms=r.max_ms,
+        requests=r.requests,
+        non_2xx=r.non_2xx,
+        socket_errors=r.socket_errors,
+        server_cpu_s=r.server_cpu_s,
+        wrk_cpu_s=r.wrk_cpu_s,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--bundles", type=Path, required=True, help="bundles directory (with current)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--port", type=int, default=0, help="default: a free port")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of each wrk run")
+    p.add_argument("--connections", type=int, default=16, help="wrk connections")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (the cores are shared)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of untimed wrk load first")
+    p.add_argument("--half-duration", type=float, default=None, help="default: --duration")
+    p.add_argument("--max-requests", type=int, default=200_000, help="cap of the half-load run")
+    p.add_argument("--max-connections", type=int, default=256, help="cap of the half-load run")
+    p.add_argument("--ids", type=int, default=10_000, help="random track ids to draw from")
+    p.add_argument("--ready-timeout", type=float, default=300.0)
+    p.add_argument("--seed", type=int, default=42)
+    args = p.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print(INSTALL_WRK, file=sys.stderr)
+        return 2
+    if args.connections < args.threads or args.threads < 1 or args.workers < 1:
+        p.error("need --workers >= 1, --threads >= 1 and --connections >= --threads")
+    half_seconds = args.half_duration if args.half_duration is not None else args.duration
+
+    directory = resolve_current(args.bundles)
+    ids = random_ids(directory, n=args.ids, seed=args.seed)
+    port = args.port or free_port()
+    base = f"http://{HOST}:{port}"
+    emit(bundle=directory.name, workers=args.workers, cpus=os.cpu_count() or 0)
+    for var in sorted(v for v in os.environ if v.startswith("SEGUE_")):
+        emit(setting=var, value=os.environ[var])  # the workers read them too
+    emit(generator="wrk", threads=args.threads, connections=args.connections, seconds=args.duration)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp,
+        running(bundles=args.bundles, workers=args.workers, port=port) as server,
+    ):
+        ids_file = Path(tmp) / "ids.txt"
+        ids_file.write_text("\n".join(ids) + "\n", encoding="utf-8")
+        similar_lua = write_lua(Path(tmp), name="similar.lua", ids_file=ids_file)
+        bare_lua = write_lua(Path(tmp), name="bare.lua", ids_file=None)
+        wait_ready(server, port=port, timeout=args.ready_timeout)
+
+        def measure(*, path: str, lua: Path, seconds: float) -> WrkResult:
+            return run_wrk(
+                server=server,
+                url=base + path,
+                lua=lua,
+                seconds=seconds,
+                connections=args.connections,
+                threads=args.threads,
+            )
+
+        if args.warmup > 0:
+            log(f"warm-up: {args.warmup:.0f} s of similar, untimed")
+            measure(path="/", lua=similar_lua, seconds=args.warmup)
+        emit(loadavg_1m=os.getloadavg()[0])
+        similar = measure(path="/", lua=similar_lua, seconds=args.duration)
+        emit_wrk("similar", similar)
+        livez = measure(path="/livez", lua=bare_lua, seconds=args.duration)
+        emit_wrk("livez", livez)
+        ratio = similar.rps / livez.rps if livez.rps > 0 else 0.0
+        emit(ratio=ratio)
+
+        rate = 0.5 * similar.rps
+        paths = [SIMILAR.format(id=i) for i in ids]
+        log(f"half load: {rate:.0f} requests/s for {half_seconds:.0f} s, open loop")
+        half = asyncio.run(
+            open_loop(
+                port=port,
+                paths=paths,
+                rate=rate,
+                seconds=half_seconds,
+                max_requests=args.max_requests,
+                max_connections=args.max_connections,
+                timeout=10.0,
+            )
+        )
+        p99 = percentile(half.latencies_ms, 99)
+        emit(
+            half_load_rps=half.target_rps,
+            achieved_rps=half.achieved_rps,
+            p50_ms=percentile(half.latencies_ms, 50),
+            p90_ms=percentile(half.latencies_ms, 90),
+            p99_ms=p99,
+            max_ms=max(half.latencies_ms, default=float("nan")),
+            from_write_p50_ms=percentile(half.service_ms, 50),
+            from_write_p99_ms=percentile(half.service_ms, 99),
+            sent=half.sent,
+            errors=half.errors,
+            connections=half.connections,
+            generator_start_lag_p99_ms=half.start_lag_p99_ms,
+        )
+    emit(check="ratio_ge_0.6", value=ratio, ok=ratio >= RATIO_TARGET)
+    clean = similar.non_2xx == 0 and similar.socket_errors == 0 and half.errors == 0
+    emit(
+        check="p99_le_25ms_at_half_load",
+        value=p99,
+        errors=half.errors,
+        ok=bool(p99 <= P99_TARGET_MS and clean),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({str(e) or 'Ctrl-C'}); the server was stopped")
+        sys.exit(130)
