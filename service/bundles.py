@@ -7,6 +7,9 @@ get, and closes the old one once its last in-flight request has finished.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,7 +110,11 @@ class BundleHolder:
             if old is not None:
                 old.retired = True
                 self._close_if_idle(old)
-        log(f"serving bundle {fresh.version}" + (f" (was {old.version})" if old else ""))
+        _release_freed_memory()
+        log(
+            f"serving bundle {fresh.version} (pid {os.getpid()})"
+            + (f" (was {old.version})" if old else "")
+        )
         return True
 
     def _refused(self, message: str) -> None:
@@ -141,6 +148,13 @@ class BundleHolder:
                 self._current.retired = True
                 self._close_if_idle(self._current)
                 self._current = None
+
+
+def _release_freed_memory() -> None:
+    """Gives the temporaries of a bundle load back to the OS (glibc keeps them otherwise,
+    and they would count as private memory in every worker)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class NoBundle(Exception):
