@@ -375,6 +375,8 @@ class AnnIndex:
     slots: NDArray[np.int32]  # catalogue row -> annoy item or -1
     # called with (model, entity, seconds) after every ANN query, e.g. to export a metric
     observer: Callable[[str, str, float], None] | None = None
+    # the item vectors, a zero-copy view into the mmapped .ann file (one row per Annoy item)
+    vectors: NDArray[np.float32] | None = None
 
     def neighbours(
         self, row: int, k: int, *, search_k: int | None = None
@@ -402,6 +404,24 @@ class AnnIndex:
             return 0.0
         d = self.index.get_distance(sa, sb)
         return 1.0 - d * d / 2.0 if self.metric == "angular" else float(d)
+
+    def similarities(self, a: int, rows: NDArray[np.int32]) -> NDArray[np.float32]:
+        """Cosine similarity of row `a` to each of `rows`, vectorised (0.0 where a vector is
+        missing)."""
+        out = np.zeros(len(rows), dtype=np.float32)
+        sa = int(self.slots[a])
+        if sa < 0 or len(rows) == 0:
+            return out
+        slots = np.asarray(self.slots[rows])
+        ok = slots >= 0
+        if self.vectors is None or self.metric != "angular":
+            out[ok] = [self.similarity(a, int(r)) for r in np.asarray(rows)[ok]]
+            return out
+        q = np.asarray(self.vectors[sa], dtype=np.float32)
+        m = np.asarray(self.vectors[slots[ok]], dtype=np.float32)
+        norms = np.linalg.norm(m, axis=1) * float(np.linalg.norm(q))
+        out[ok] = np.divide(m @ q, norms, out=np.zeros(len(m), dtype=np.float32), where=norms > 0)
+        return out
 
 
 @dataclass
@@ -713,7 +733,9 @@ def _open_indexes(bundle: Bundle, manifest: dict[str, Any]) -> None:
                 f"{path}: has {found_items} items and {found_trees} trees, "
                 f"manifest says {n_items} and {n_trees}"
             )
+        vectors = _annoy_vectors(path, index, dims=dims, metric=metric, n_items=n_items, node=node)
         bundle.indexes[(model, entity)] = AnnIndex(
+            vectors=vectors,
             model=model,
             entity=entity,
             dims=dims,
@@ -725,6 +747,23 @@ def _open_indexes(bundle: Bundle, manifest: dict[str, Any]) -> None:
             rows=rows,
             slots=slots,
         )
+
+
+def _annoy_vectors(
+    path: Path, index: Any, *, dims: int, metric: str, n_items: int, node: int
+) -> NDArray[np.float32]:
+    """The item vectors inside an Annoy file: node i starts at i * node bytes and holds its
+    header (_ANNOY_NODE_EXTRA bytes), then dims float32. Checked against Annoy itself."""
+    raw = np.memmap(path, dtype=np.float32, mode="r")
+    table = raw.reshape(-1, node // 4)
+    start = _ANNOY_NODE_EXTRA[metric] // 4
+    vectors = table[:n_items, start : start + dims]
+    for probe in {0, n_items - 1}:
+        if not np.allclose(vectors[probe], index.get_item_vector(probe), rtol=0, atol=0):
+            raise BundleError(
+                f"{path}: item {probe} does not match Annoy's own vector: unknown layout"
+            )
+    return vectors
 
 
 def verify(path: Path | str) -> Bundle:

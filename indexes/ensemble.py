@@ -117,9 +117,8 @@ class Scorer:
         lists = self.candidate_lists(row) if lists is None else lists
         n_models = len(self.anns)
         x = np.zeros((len(cands), len(self.names)), dtype=np.float32)
-        clist = cands.tolist()
         for j, ann in enumerate(self.anns):
-            x[:, j] = [ann.similarity(row, c) for c in clist]
+            x[:, j] = ann.similarities(row, cands)
         idx, sc = self.cooc.row(row)
         x[:, n_models] = _lookup(idx, sc, cands)
         x[:, n_models + 1] = self.log_pop[cands] / self.log_pop_max

@@ -228,3 +228,15 @@ def test_publish_never_overwrites(tiny_build: BuildResult, tmp_path: Path) -> No
     staging.mkdir()
     with pytest.raises(BundleError, match="already exists"):
         fmt.publish(staging=staging, root=tiny_build.path.parent, version=tiny_build.version)
+
+
+def test_vectorised_similarities_match_annoy(tiny_build: BuildResult) -> None:
+    """The zero-copy view into the .ann file gives Annoy's own cosine similarities."""
+    with open_bundle(tiny_build.path) as b:
+        for ann in b.indexes.values():
+            assert ann.vectors is not None and ann.vectors.shape == (ann.n_items, ann.dims)
+            a = int(ann.rows[3])
+            rows = np.arange(min(200, len(ann.slots)), dtype=np.int32)
+            fast = ann.similarities(a, rows)
+            slow = np.array([ann.similarity(a, int(r)) for r in rows], dtype=np.float32)
+            assert np.allclose(fast, slow, atol=1e-4)
