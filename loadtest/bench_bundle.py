@@ -33,6 +33,7 @@ from indexes.bundle import AnnIndex, open_bundle
 from indexes.datasets.synthetic import generate_synthetic
 from indexes.pipeline import BuildConfig, build_bundle
 from indexes.progress import log
+from loadtest.common import emit
 
 K = 10
 RECALL_TARGET = 0.95
@@ -50,19 +51,6 @@ class Point:
     search_k: int
     recall: float
     ms_per_query: float
-
-
-def emit(**fields: object) -> None:
-    """Prints one figure as `key=value` pairs on stdout."""
-    print(" ".join(f"{k}={_fmt(v)}" for k, v in fields.items()), flush=True)
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 10 else f"{value:.1f}"
-    return str(value)
 
 
 def stage_key(name: str) -> str:

@@ -29,22 +29,14 @@ import contextlib
 import http.client
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from indexes.bundle import resolve_current
+from loadtest.common import HOST, Server, emit, free_port, log, random_ids, running
 
-REPO = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 MB = 1e6
 USS_LIMIT_MB = 100.0
 READY_LIMIT_S = 2.0
@@ -54,148 +46,15 @@ LOG_SLACK_S = 0.05  # a worker logs "serving bundle" just after /readyz turned 2
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def log(message: str) -> None:
-    print(f"[bench_memory {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def emit(**fields: object) -> None:
-    """Prints one line of `key=value` pairs on stdout."""
-    print(" ".join(f"{k}={_fmt(v)}" for k, v in fields.items()), flush=True)
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-    return str(value)
-
-
-# --- the server --------------------------------------------------------------------------------
-
-
-class Server:
-    """`segue serve` in its own process group; its stderr lines are kept with monotonic times."""
-
-    def __init__(self, *, bundles: Path, workers: int, port: int) -> None:
-        self.bundles, self.workers, self.port = bundles, workers, port
-        self.lines: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self.started = 0.0  # time.monotonic() just before the process was started
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-        cmd = [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "serve",
-            "--bundles",
-            str(self.bundles),
-            "--workers",
-            str(self.workers),
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-        ]
-        log("starting: " + " ".join(cmd))
-        self.started = time.monotonic()
-        self._proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # its own process group: stop() ends the workers too
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        for line in self._proc.stderr:
-            now = time.monotonic()
-            with self._lock:
-                self.lines.append((now, line.rstrip("\n")))
-            print(f"  server +{now - self.started:7.3f}s | {line.rstrip()}", file=sys.stderr)
-
-    def serving_times(self) -> list[float]:
-        """Monotonic times of the "serving bundle" lines seen so far."""
-        with self._lock:
-            return [t for t, line in self.lines if SERVING_LINE in line]
-
-    def started_servers(self) -> dict[int, float]:
-        """pid -> monotonic time of uvicorn's "Started server process [PID]" line: the worker
-        has imported the app and is about to run its startup (the bundle loads after it)."""
-        out: dict[int, float] = {}
-        with self._lock:
-            for t, line in self.lines:
-                m = STARTED_LINE.search(line)
-                if m:
-                    out[int(m.group(1))] = t
-        return out
-
-    def check_alive(self) -> None:
-        assert self._proc is not None
-        code = self._proc.poll()
-        if code is not None:
-            with self._lock:
-                tail = "\n".join(line for _, line in self.lines[-20:])
-            raise RuntimeError(f"the server exited with code {code}:\n{tail}")
-
-    def stop(self) -> None:
-        """SIGTERM to the server's process group, SIGKILL after 20 s; waits for it."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        log(f"stopping the server (process group {proc.pid})")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            log("the server did not stop in 20 s: SIGKILL")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-
-
-@contextlib.contextmanager
-def running(*, bundles: Path, workers: int, port: int) -> Iterator[Server]:
-    server = Server(bundles=bundles, workers=workers, port=port)
-    # SIGTERM to this script must still stop the server: turn it into an exception
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
+def started_servers(server: Server) -> dict[int, float]:
+    """pid -> monotonic time of uvicorn's "Started server process [PID]" line: the worker
+    has imported the app and is about to run its startup (the bundle loads after it)."""
+    out: dict[int, float] = {}
+    for t, line in server.matching("Started server process"):
+        m = STARTED_LINE.search(line)
+        if m:
+            out[int(m.group(1))] = t
+    return out
 
 
 # --- /proc -------------------------------------------------------------------------------------
@@ -428,15 +287,6 @@ def warm_up(
     return sent, ok
 
 
-def random_ids(directory: Path, *, n: int, seed: int) -> list[str]:
-    """n random track ids of the bundle (read into memory, not mmapped: no shared pages)."""
-    ids = np.load(directory / "tracks.ids.npy", allow_pickle=False)
-    rows = np.random.default_rng(seed).integers(0, len(ids), size=n)
-    out = [bytes(ids[r]).decode("utf-8") for r in rows]
-    del ids
-    return out
-
-
 # --- main --------------------------------------------------------------------------------------
 
 
@@ -499,8 +349,8 @@ def ready_times(server: Server, workers: list[Worker]) -> dict[int, Ready]:
     worker's "Started server process" line: it cannot serve a bundle before), upper the first
     200. The "serving bundle" lines carry no pid, so each worker, narrowest upper bound first,
     takes the earliest unclaimed line inside its interval; with none, the probe's upper bound."""
-    imported = server.started_servers()
-    lines = sorted(server.serving_times())
+    imported = started_servers(server)
+    lines = sorted([t for t, _ in server.matching(SERVING_LINE)])
     out: dict[int, Ready] = {}
     for w in sorted(workers, key=lambda w: w.ready_at or 0.0):
         assert w.ready_at is not None
@@ -527,7 +377,7 @@ def report(
     prefix = str(directory) + "/"
     workers = sorted(found.values(), key=lambda w: w.started_s)
     when = ready_times(server, workers)
-    imported = server.started_servers()
+    imported = started_servers(server)
     ready: list[float] = []
     uss: list[float] = []
     uss_outside: list[float] = []  # USS without the bundle's pages that only this worker maps
@@ -573,7 +423,9 @@ def report(
         uss_mb=(parent.get("Private_Clean", 0) + parent.get("Private_Dirty", 0)) / MB,
         pss_mb=parent.get("Pss", 0) / MB,
     )
-    times = ",".join(f"{t - server.started:.3f}" for t in server.serving_times())
+    times = ",".join(
+        f"{t - server.started:.3f}" for t in [t for t, _ in server.matching(SERVING_LINE)]
+    )
     emit(serving_log_lines_since_start_s=times or "none")
     sent, ok, seconds = warmup
     emit(warmup_requests=sent, status_200=ok, seconds=seconds)

@@ -30,23 +30,19 @@ import os
 import re
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from indexes.bundle import resolve_current
+from loadtest.common import HOST, Server, emit, free_port, log, random_ids, running
 
-REPO = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 SIMILAR = "/v1/tracks/{id}/similar?limit=20"
 RATIO_TARGET = 0.6
 P99_TARGET_MS = 25.0
@@ -88,131 +84,12 @@ end
 """
 
 
-def log(message: str) -> None:
-    print(f"[bench_throughput {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def emit(**fields: object) -> None:
-    """Prints one line of `key=value` pairs on stdout."""
-    print(" ".join(f"{k}={_fmt(v)}" for k, v in fields.items()), flush=True)
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-    return str(value)
-
-
-# --- the server (the same helper as bench_memory.py: each benchmark is one self-contained file) --
-
-
-class Server:
-    """`segue serve` in its own process group; its stderr lines are kept with monotonic times."""
-
-    def __init__(self, *, bundles: Path, workers: int, port: int) -> None:
-        self.bundles, self.workers, self.port = bundles, workers, port
-        self.lines: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self.started = 0.0
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "service.cli", "serve", "--bundles", str(self.bundles)]
-        cmd += ["--workers", str(self.workers), "--host", HOST, "--port", str(self.port)]
-        log("starting: " + " ".join(cmd))
-        self.started = time.monotonic()
-        self._proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # its own process group: stop() ends the workers too
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        for line in self._proc.stderr:
-            now = time.monotonic()
-            with self._lock:
-                self.lines.append((now, line.rstrip("\n")))
-            print(f"  server +{now - self.started:7.3f}s | {line.rstrip()}", file=sys.stderr)
-
-    def count(self, text: str) -> int:
-        with self._lock:
-            return sum(text in line for _, line in self.lines)
-
-    def check_alive(self) -> None:
-        assert self._proc is not None
-        code = self._proc.poll()
-        if code is not None:
-            with self._lock:
-                tail = "\n".join(line for _, line in self.lines[-20:])
-            raise RuntimeError(f"the server exited with code {code}:\n{tail}")
-
-    def stop(self) -> None:
-        """SIGTERM to the server's process group, SIGKILL after 20 s; waits for it."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        log(f"stopping the server (process group {proc.pid})")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            log("the server did not stop in 20 s: SIGKILL")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-
-
-@contextlib.contextmanager
-def running(*, bundles: Path, workers: int, port: int) -> Iterator[Server]:
-    server = Server(bundles=bundles, workers=workers, port=port)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def wait_ready(server: Server, *, port: int, timeout: float) -> None:
     """Until every worker logged "serving bundle" and /readyz answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         server.check_alive()
-        if server.count("serving bundle ") >= server.workers:
+        if len(server.matching("serving bundle ")) >= server.workers:
             status = asyncio.run(_status(port=port, path="/readyz"))
             if status == 200:
                 log(f"ready after {time.monotonic() - server.started:.1f} s")
@@ -472,12 +349,6 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # --- main --------------------------------------------------------------------------------------
-
-
-def random_ids(directory: Path, *, n: int, seed: int) -> list[str]:
-    ids = np.load(directory / "tracks.ids.npy", allow_pickle=False)
-    rows = np.random.default_rng(seed).integers(0, len(ids), size=n)
-    return [bytes(ids[r]).decode("utf-8") for r in rows]
 
 
 def emit_wrk(endpoint: str, r: WrkResult) -> None:
