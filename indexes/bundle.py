@@ -579,11 +579,8 @@ def _open_entities(bundle: Bundle, manifest: dict[str, Any]) -> None:
     d, files = bundle.path, manifest["files"]
     counts = manifest["entities"]
     for entity in ENTITIES:
-        n = counts.get(entity)
-        if not isinstance(n, int) or n < 0:
-            raise BundleError(f"{d / MANIFEST}: entities.{entity} must be a count")
-        ids = _load(d, f"{entity}.ids.npy", dtype_kind="S", length=n, files=files)
-        order = _load(d, f"{entity}.ids_order.npy", dtype_kind="i", length=n, files=files)
+        n = _count(d, counts, entity)
+        ids, order = _id_map(d, entity, n=n, files=files)
         names = _strings(d, f"{entity}.names", n=n, files=files)
         names_lower = None
         if manifest["format_version"] >= 2:
@@ -592,10 +589,7 @@ def _open_entities(bundle: Bundle, manifest: dict[str, Any]) -> None:
         artist = None
         if entity == "tracks":
             artist = _load(d, "tracks.artist.npy", dtype_kind="i", length=n, files=files)
-            if n and (artist.min() < 0 or artist.max() >= counts.get("artists", 0)):
-                raise BundleError(f"{d / 'tracks.artist.npy'}: artist rows out of range")
-        if n and (order.min() < 0 or order.max() >= n):
-            raise BundleError(f"{d / f'{entity}.ids_order.npy'}: rows out of range")
+            _in_range(artist, counts.get("artists", 0), d / "tracks.artist.npy", what="artist rows")
         bundle.entities[entity] = Entities(
             ids=ids,
             order=order,
@@ -625,21 +619,12 @@ def _open_users(bundle: Bundle, manifest: dict[str, Any]) -> None:
     if manifest["format_version"] < 2:
         return
     d, files = bundle.path, manifest["files"]
-    n = manifest["entities"].get("users")
-    if not isinstance(n, int) or n < 0:
-        raise BundleError(f"{d / MANIFEST}: entities.users must be a count")
-    ids = _load(d, "users.ids.npy", dtype_kind="S", length=n, files=files)
-    order = _load(d, "users.ids_order.npy", dtype_kind="i", length=n, files=files)
-    if n and (order.min() < 0 or order.max() >= n):
-        raise BundleError(f"{d / 'users.ids_order.npy'}: rows out of range")
-    indptr = _load(d, "users.plays.indptr.npy", dtype_kind="i", length=n + 1, files=files)
-    if indptr[0] != 0 or (np.diff(indptr) < 0).any():
-        raise BundleError(f"{d / 'users.plays.indptr.npy'}: not a valid row pointer")
-    nnz = int(indptr[-1])
-    indices = _load(d, "users.plays.indices.npy", dtype_kind="i", length=nnz, files=files)
-    counts = _load(d, "users.plays.counts.npy", dtype_kind="f", length=nnz, files=files)
-    if nnz and (indices.min() < 0 or indices.max() >= manifest["entities"]["tracks"]):
-        raise BundleError(f"{d / 'users.plays.indices.npy'}: track rows out of range")
+    n = _count(d, manifest["entities"], "users")
+    ids, order = _id_map(d, "users", n=n, files=files)
+    indptr, indices, counts = _csr(
+        d, "users.plays", "counts", n_rows=n, n_cols=manifest["entities"]["tracks"],
+        what="track rows", files=files,
+    )  # fmt: skip
     vectors: dict[str, NDArray[np.float32]] = {}
     for entry in manifest.get("user_vectors", []):
         model, file, dims = entry.get("model"), entry.get("file"), entry.get("dims")
@@ -664,18 +649,57 @@ def _open_users(bundle: Bundle, manifest: dict[str, Any]) -> None:
     )
 
 
+def _count(d: Path, counts: Mapping[str, Any], entity: str) -> int:
+    n = counts.get(entity)
+    if not isinstance(n, int) or n < 0:
+        raise BundleError(f"{d / MANIFEST}: entities.{entity} must be a count")
+    return n
+
+
+def _in_range(values: NDArray[Any], upper: int, path: Path, *, what: str) -> None:
+    """Every value is a row in 0..upper-1 (a bad row would be an out-of-bounds read later)."""
+    if len(values) and (values.min() < 0 or values.max() >= upper):
+        raise BundleError(f"{path}: {what} out of range")
+
+
+def _id_map(
+    d: Path, prefix: str, *, n: int, files: Mapping[str, Any]
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """`<prefix>.ids.npy` and its sort order `<prefix>.ids_order.npy`."""
+    ids = _load(d, f"{prefix}.ids.npy", dtype_kind="S", length=n, files=files)
+    order = _load(d, f"{prefix}.ids_order.npy", dtype_kind="i", length=n, files=files)
+    _in_range(order, n, d / f"{prefix}.ids_order.npy", what="rows")
+    return ids, order
+
+
+def _csr(
+    d: Path,
+    prefix: str,
+    values: str,
+    *,
+    n_rows: int,
+    n_cols: int,
+    what: str,
+    files: Mapping[str, Any],
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """A CSR matrix stored as `<prefix>.indptr.npy`, `.indices.npy` and `.<values>.npy`."""
+    indptr = _load(d, f"{prefix}.indptr.npy", dtype_kind="i", length=n_rows + 1, files=files)
+    if indptr[0] != 0 or (np.diff(indptr) < 0).any():
+        raise BundleError(f"{d / f'{prefix}.indptr.npy'}: not a valid row pointer")
+    nnz = int(indptr[-1])
+    indices = _load(d, f"{prefix}.indices.npy", dtype_kind="i", length=nnz, files=files)
+    data = _load(d, f"{prefix}.{values}.npy", dtype_kind="f", length=nnz, files=files)
+    _in_range(indices, n_cols, d / f"{prefix}.indices.npy", what=what)
+    return indptr, indices, data
+
+
 def _open_cooc(bundle: Bundle, manifest: dict[str, Any]) -> None:
     d, files = bundle.path, manifest["files"]
     for entity in ENTITIES:
         n = manifest["entities"][entity]
-        indptr = _load(d, f"cooc.{entity}.indptr.npy", dtype_kind="i", length=n + 1, files=files)
-        nnz = int(indptr[-1]) if len(indptr) else 0
-        indices = _load(d, f"cooc.{entity}.indices.npy", dtype_kind="i", length=nnz, files=files)
-        scores = _load(d, f"cooc.{entity}.scores.npy", dtype_kind="f", length=nnz, files=files)
-        if indptr[0] != 0 or (np.diff(indptr) < 0).any():
-            raise BundleError(f"{d / f'cooc.{entity}.indptr.npy'}: not a valid row pointer")
-        if nnz and (indices.min() < 0 or indices.max() >= n):
-            raise BundleError(f"{d / f'cooc.{entity}.indices.npy'}: rows out of range")
+        indptr, indices, scores = _csr(
+            d, f"cooc.{entity}", "scores", n_rows=n, n_cols=n, what="rows", files=files
+        )
         bundle.cooc[entity] = CoocNeighbours(indptr=indptr, indices=indices, scores=scores)
 
 
@@ -704,8 +728,7 @@ def _open_indexes(bundle: Bundle, manifest: dict[str, Any]) -> None:
         n_entity = manifest["entities"][entity]
         rows = _load(d, entry["rows"], dtype_kind="i", length=n_items, files=files)
         slots = _load(d, entry["slots"], dtype_kind="i", length=n_entity, files=files)
-        if n_items and (rows.min() < 0 or rows.max() >= n_entity):
-            raise BundleError(f"{d / entry['rows']}: rows out of range")
+        _in_range(rows, n_entity, d / entry["rows"], what="rows")
         if n_entity and slots.max() >= n_items:
             raise BundleError(f"{d / entry['slots']}: slots out of range")
         node = 4 * dims + _ANNOY_NODE_EXTRA[metric]
