@@ -78,12 +78,15 @@ class Scorer:
             raise IndexError(f"{self.entity} row {row} out of range")
 
     def top(
-        self, row: int, k: int, *, source: str = ENSEMBLE
+        self, row: int, k: int, *, source: str = ENSEMBLE, per_source: int | None = None
     ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-        """The k best rows for `row` from one source (a model name, cooc, popularity, ensemble)."""
+        """The k best rows for `row` from one source (a model name, cooc, popularity, ensemble).
+
+        `per_source` overrides how many candidates the ensemble takes from each source (more for
+        long lists such as the 250 radio neighbours)."""
         self.check_row(row)
         if source == ENSEMBLE:
-            return self.rank(row, k)
+            return self.rank(row, k, per_source=per_source)
         if source == COOC:
             idx, sc = self.cooc.row(row)
             return np.asarray(idx[:k], dtype=np.int32), np.asarray(sc[:k], dtype=np.float32)
@@ -97,11 +100,12 @@ class Scorer:
             return rows, sims.astype(np.float32)
         raise KeyError(f"unknown source {source!r}; one of {self.sources()}")
 
-    def candidate_lists(self, row: int) -> list[NDArray[np.int32]]:
+    def candidate_lists(self, row: int, per_source: int | None = None) -> list[NDArray[np.int32]]:
         """The ranked candidates of each source: every model's ANN neighbours, cooc, popularity."""
-        lists = [ann.neighbours(row, self.per_source)[0] for ann in self.anns]
-        lists.append(np.asarray(self.cooc.row(row)[0][: self.per_source], dtype=np.int32))
-        lists.append(self.popular[: self.per_source + 1])
+        n = self.per_source if per_source is None else per_source
+        lists = [ann.neighbours(row, n)[0] for ann in self.anns]
+        lists.append(np.asarray(self.cooc.row(row)[0][:n], dtype=np.int32))
+        lists.append(self.popular[: n + 1])
         return lists
 
     def candidates(
@@ -127,8 +131,10 @@ class Scorer:
             x[:, n_models + 2 + j] = _lookup(ranked, recip, cands)
         return x
 
-    def rank(self, row: int, k: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-        lists = self.candidate_lists(row)
+    def rank(
+        self, row: int, k: int, *, per_source: int | None = None
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        lists = self.candidate_lists(row, per_source)
         cands = self.candidates(row, lists)
         if len(cands) == 0:
             return cands, np.zeros(0, dtype=np.float32)

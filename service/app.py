@@ -18,6 +18,8 @@ from service.bundles import BundleHolder, NoBundle
 from service.metrics import Metrics, route_label
 from service.recommend import Unavailable
 from service.settings import Settings
+from service.store.base import StoreUnavailable
+from service.stores import StoreMonitor
 
 log = logging.getLogger("segue")
 
@@ -32,14 +34,20 @@ def create_app(settings: Settings) -> FastAPI:
             candidates_per_source=settings.candidates_per_source,
             search_k=settings.search_k,
         )
-        app.state.metrics, app.state.holder = metrics, holder
-        watcher = asyncio.create_task(_watch(holder, metrics, settings.swap_poll_seconds))
+        stores = StoreMonitor(settings.store, options=settings.store_options())
+        app.state.metrics, app.state.holder, app.state.stores = metrics, holder, stores
+        watchers = [
+            asyncio.create_task(_watch(holder, metrics, settings.swap_poll_seconds)),
+            asyncio.create_task(_watch_store(stores, settings.store_check_seconds)),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for watcher in watchers:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await asyncio.to_thread(stores.close)
             holder.close()
             metrics.worker_exit()
 
@@ -62,6 +70,16 @@ def create_app(settings: Settings) -> FastAPI:
     async def no_bundle(request: Request, exc: NoBundle) -> JSONResponse:
         return JSONResponse(
             {"detail": f"not ready: {exc}"}, status_code=503, headers={"Retry-After": "1"}
+        )
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: StoreUnavailable) -> JSONResponse:
+        request.app.state.stores.failed(exc)
+        request.app.state.metrics.store_errors.inc()
+        return JSONResponse(
+            {"detail": f"store unavailable, try again later: {exc}"},
+            status_code=503,
+            headers={"Retry-After": str(settings.store_retry_after_seconds)},
         )
 
     @app.exception_handler(Unavailable)
@@ -93,6 +111,16 @@ async def _watch(holder: BundleHolder, metrics: Metrics, every: float) -> None:
             metrics.serving(version=holder.current.version, previous=previous)
         if holder.last_error and holder.last_error != refused:
             metrics.bundle_refused.inc()
+        await asyncio.sleep(every)
+
+
+async def _watch_store(stores: StoreMonitor, every: float) -> None:
+    """Pings the store: a store that was down is used again once it answers."""
+    while True:
+        try:
+            await asyncio.to_thread(stores.check)
+        except Exception:  # never let the watcher die
+            log.exception("store check failed")
         await asyncio.sleep(every)
 
 

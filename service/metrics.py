@@ -51,6 +51,17 @@ class Metrics:
         self.bundle_refused = Counter(
             "segue_bundle_refused_total", "Bundles refused at load", registry=reg
         )
+        self.radio_cache = Counter(
+            "segue_radio_cache_total",
+            "Radio-neighbour and related-artist reads by list and result (hit, miss)",
+            ["list", "result"],
+            registry=reg,
+        )
+        self.store_errors = Counter(
+            "segue_store_errors_total",
+            "Store calls that failed (store down or timed out)",
+            registry=reg,
+        )
 
     def observe_ann(self, model: str, entity: str, seconds: float) -> None:
         self.ann.labels(model, entity).observe(seconds)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.store.base import StoreConfigError, StoreOptions, parse_store_url
 
 
 class Settings(BaseSettings):
@@ -35,6 +38,87 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = Field(
         None, description="prometheus multiprocess directory (segue serve makes one if unset)"
     )
+    store: str = Field(
+        "sqlite:///var/segue.db",
+        description="sqlite:///PATH (embedded, one machine) or cassandra://HOST[,HOST]:PORT/KEYSPACE",
+    )
+    store_timeout_seconds: float = Field(2.0, gt=0, le=120, description="per store request")
+    store_connect_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    store_retries: int = Field(1, ge=0, le=10, description="retries of a timed-out request")
+    store_check_seconds: float = Field(
+        1.0, gt=0, le=600, description="how often each worker pings the store"
+    )
+    store_retry_after_seconds: int = Field(
+        5, ge=1, le=3600, description="Retry-After of a 503 when the store is down"
+    )
+    store_ttl_seconds: int = Field(
+        30 * 24 * 3600, ge=0, description="Cassandra TTL of cached lists (0: keep)"
+    )
+    cassandra_consistency: str = Field("LOCAL_QUORUM", description="reads and writes")
+    cassandra_replication: str = Field(
+        '{"class": "SimpleStrategy", "replication_factor": 1}',
+        description="the keyspace's replication map, JSON, used when segue creates it",
+    )
+    cassandra_username: str | None = None
+    cassandra_password: SecretStr | None = None
+    radio_size: int = Field(250, ge=1, le=1000, description="radio neighbours kept per track")
+    radio_artist_cap: int = Field(10, ge=1, le=1000, description="tracks per artist among them")
+    radio_candidates_per_source: int = Field(
+        120, ge=5, le=999, description="ensemble candidates from each source for radio lists"
+    )
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        try:
+            parse_store_url(value)
+        except StoreConfigError as e:
+            raise ValueError(str(e)) from None
+        return value
+
+    @field_validator("cassandra_consistency")
+    @classmethod
+    def _consistency(cls, value: str) -> str:
+        levels = {"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
+                  "LOCAL_ONE"}  # fmt: skip
+        if value.upper() not in levels:
+            raise ValueError(f"unknown consistency level {value!r}; one of {sorted(levels)}")
+        return value.upper()
+
+    @field_validator("cassandra_replication")
+    @classmethod
+    def _replication(cls, value: str) -> str:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"not JSON: {e}") from None
+        if not isinstance(parsed, dict) or "class" not in parsed:
+            raise ValueError(
+                'a JSON object with a "class", e.g. {"class": "NetworkTopologyStrategy", "dc1": 3}'
+            )
+        for k, v in parsed.items():
+            if (
+                not str(k).replace("_", "").replace(".", "").isalnum()
+                or not str(v).replace("_", "").replace(".", "").isalnum()
+            ):
+                raise ValueError(f"bad replication entry {k!r}: {v!r}")
+        return value
+
+    def store_options(self) -> StoreOptions:
+        return StoreOptions(
+            timeout_seconds=self.store_timeout_seconds,
+            connect_timeout_seconds=self.store_connect_timeout_seconds,
+            retries=self.store_retries,
+            consistency=self.cassandra_consistency,
+            replication=tuple(
+                (str(k), str(v)) for k, v in json.loads(self.cassandra_replication).items()
+            ),
+            ttl_seconds=self.store_ttl_seconds,
+            username=self.cassandra_username,
+            password=self.cassandra_password.get_secret_value()
+            if self.cassandra_password
+            else None,
+        )
 
     @model_validator(mode="after")
     def _limits(self) -> Settings:

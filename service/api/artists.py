@@ -1,12 +1,16 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from starlette.concurrency import run_in_threadpool
 
-from service import recommend
+from service import neighbours, recommend
 from service.api import schemas
-from service.api.deps import artist_out, artist_row, loaded_bundle
+from service.api.deps import artist_out, artist_row, loaded_bundle, metrics, stores
 from service.bundles import LoadedBundle
+from service.metrics import Metrics
 from service.settings import Settings
+from service.store.base import StoreUnavailable
+from service.stores import StoreMonitor
 
 ArtistId = Annotated[str, Path(min_length=1, max_length=256)]
 Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
@@ -39,14 +43,30 @@ def router(settings: Settings) -> APIRouter:
         responses={404: {"model": schemas.Problem}},
     )
     async def related_artists(
-        artist_id: ArtistId, loaded: Loaded, limit: Limit = 20
+        artist_id: ArtistId,
+        loaded: Loaded,
+        monitor: Annotated[StoreMonitor, Depends(stores)],
+        m: Annotated[Metrics, Depends(metrics)],
+        limit: Limit = neighbours.RELATED_SIZE,
     ) -> schemas.RelatedArtists:
-        """The artists most related to one artist (the ensemble of every model)."""
+        """The artists most related to one artist (the ensemble of every model): the store's
+        precomputed list when it has one, else computed from the bundle (also when the store
+        is down)."""
         b = loaded.bundle
         row = artist_row(b, artist_id)
-        items = recommend.related_artists(loaded, row=row, limit=limit)
+        listing = await run_in_threadpool(
+            neighbours.related, loaded, monitor.optional(), row=row, limit=limit
+        )
+        if listing.store_error is not None:
+            monitor.failed(StoreUnavailable(listing.store_error))
+            m.store_errors.inc()
+        m.radio_cache.labels(
+            "related", "hit" if listing.source == neighbours.CACHE else "miss"
+        ).inc()
+        items = listing.items
         return schemas.RelatedArtists(
             artist=artist_out(b, row),
+            source=listing.source,
             items=[
                 schemas.ScoredArtist(**artist_out(b, i.row).model_dump(), score=i.score)
                 for i in items

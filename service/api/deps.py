@@ -9,6 +9,8 @@ from fastapi import Request
 from indexes.bundle import Bundle
 from service.api import schemas
 from service.bundles import BundleHolder, LoadedBundle
+from service.metrics import Metrics
+from service.stores import StoreMonitor
 
 VERSION_SCOPE_KEY = "segue.bundle_version"
 
@@ -21,6 +23,16 @@ async def loaded_bundle(request: Request) -> AsyncIterator[LoadedBundle]:
     with holder.use() as loaded:
         request.scope[VERSION_SCOPE_KEY] = loaded.version
         yield loaded
+
+
+def stores(request: Request) -> StoreMonitor:
+    monitor: StoreMonitor = request.app.state.stores
+    return monitor
+
+
+def metrics(request: Request) -> Metrics:
+    m: Metrics = request.app.state.metrics
+    return m
 
 
 class NotFound(Exception):

@@ -51,7 +51,16 @@ class SimilarTracks(BaseModel):
 
 class RelatedArtists(BaseModel):
     artist: Artist
+    source: str = Field(description="`cache` (read from the store) or `computed` (from the bundle)")
     items: list[ScoredArtist]
+
+
+class RadioNeighbours(BaseModel):
+    track: Track
+    source: str = Field(
+        description="`cache` (read from the store) or `computed` (on a miss; now written back)"
+    )
+    items: list[ScoredTrack]
 
 
 class Recommendations(BaseModel):
@@ -61,3 +70,7 @@ class Recommendations(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class Unavailable(BaseModel):
+    detail: str = Field(description="what is down; retry after the Retry-After header's seconds")

@@ -1,12 +1,15 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from starlette.concurrency import run_in_threadpool
 
-from service import recommend
+from service import neighbours, recommend
 from service.api import schemas
-from service.api.deps import loaded_bundle, track_out, track_row
+from service.api.deps import loaded_bundle, metrics, stores, track_out, track_row
 from service.bundles import LoadedBundle
+from service.metrics import Metrics
 from service.settings import Settings
+from service.stores import StoreMonitor
 
 TrackId = Annotated[str, Path(min_length=1, max_length=256)]
 Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
@@ -63,6 +66,42 @@ def router(settings: Settings) -> APIRouter:
             items=[
                 schemas.ScoredTrack(**track_out(b, i.row).model_dump(), score=i.score)
                 for i in items
+            ],
+        )
+
+    @r.get(
+        "/{track_id}/radio-neighbours",
+        response_model=schemas.RadioNeighbours,
+        responses={404: {"model": schemas.Problem}, 503: {"model": schemas.Unavailable}},
+    )
+    async def radio_neighbours(
+        track_id: TrackId,
+        loaded: Loaded,
+        monitor: Annotated[StoreMonitor, Depends(stores)],
+        m: Annotated[Metrics, Depends(metrics)],
+        limit: Annotated[int, Query(ge=1, le=settings.radio_size)] = settings.radio_size,
+    ) -> schemas.RadioNeighbours:
+        """The track's top radio neighbours (the ensemble's best, a few per artist), from the
+        store's cache; on a miss they are computed, written back and served. 503 if the store
+        is down."""
+        b = loaded.bundle
+        row = track_row(b, track_id)
+        listing = await run_in_threadpool(
+            neighbours.radio_neighbours,
+            loaded,
+            monitor.store(),
+            row=row,
+            size=settings.radio_size,
+            artist_cap=settings.radio_artist_cap,
+            per_source=settings.radio_candidates_per_source,
+        )
+        m.radio_cache.labels("radio", "hit" if listing.source == neighbours.CACHE else "miss").inc()
+        return schemas.RadioNeighbours(
+            track=track_out(b, row),
+            source=listing.source,
+            items=[
+                schemas.ScoredTrack(**track_out(b, i.row).model_dump(), score=i.score)
+                for i in listing.items[:limit]
             ],
         )
 

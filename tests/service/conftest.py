@@ -47,6 +47,7 @@ def start_server(
         **os.environ,
         "SEGUE_METRICS_DIR": str(metrics_dir),
         "SEGUE_SWAP_POLL_SECONDS": "0.5",
+        "SEGUE_STORE": f"sqlite:///{tmp / f'store-{port}.db'}",
         **(env or {}),
     }
     with open(log, "wb") as out:

@@ -1,0 +1,101 @@
+"""Radio neighbours and related artists, read through the store: plain Python, no web framework.
+
+A track's radio neighbours (the top 250 of the ensemble) are read from the store; on a miss they
+are computed from the bundle, written back and served. Entries are keyed by bundle version, so two
+versions never mix. Related artists come from the store when `segue precompute` (or an earlier
+request) put them there, and from the bundle otherwise; they never need the store, so they keep
+answering when it is down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from indexes.ensemble import ENSEMBLE
+from service.bundles import LoadedBundle
+from service.recommend import Item, cap_per_artist, related_artists
+from service.store.base import RADIO, RELATED, Ranked, Store, StoreUnavailable
+
+RADIO_SIZE = 250  # radio neighbours kept per track
+RELATED_SIZE = 20  # related artists kept per artist
+CACHE, COMPUTED = "cache", "computed"
+
+
+@dataclass(frozen=True)
+class Listing:
+    items: list[Item]
+    source: str  # CACHE or COMPUTED
+    store_error: str | None = None  # why the store was not used, when it was down
+
+
+def compute_radio(
+    loaded: LoadedBundle, *, row: int, size: int, artist_cap: int, per_source: int
+) -> list[Item]:
+    """The top `size` radio neighbours of a track by the ensemble, at most `artist_cap` per artist."""
+    scorer = loaded.scorers["tracks"]
+    rows, scores = scorer.top(row, scorer.n_items, source=ENSEMBLE, per_source=per_source)
+    artist = loaded.bundle.tracks.artist
+    assert artist is not None
+    return cap_per_artist(rows, scores, artist=artist, cap=artist_cap, limit=size)
+
+
+def radio_neighbours(
+    loaded: LoadedBundle,
+    store: Store,
+    *,
+    row: int,
+    size: int = RADIO_SIZE,
+    artist_cap: int,
+    per_source: int,
+) -> Listing:
+    """Read-through: the cached list when present; else compute, write back and return it.
+
+    Raises StoreUnavailable when the store is down (the list lives in the store)."""
+    tracks = loaded.bundle.tracks
+    key = tracks.id_of(row)
+    cached = store.get(kind=RADIO, version=loaded.version, key=key)
+    if cached is not None:
+        return Listing(items=_rows(cached, row_of=tracks.row_of), source=CACHE)
+    items = compute_radio(loaded, row=row, size=size, artist_cap=artist_cap, per_source=per_source)
+    store.put_many(kind=RADIO, version=loaded.version, items=[(key, ranked(loaded, items))])
+    return Listing(items=items, source=COMPUTED)
+
+
+def related(loaded: LoadedBundle, store: Store | None, *, row: int, limit: int) -> Listing:
+    """Related artists from the store when it has them, else from the bundle (written back)."""
+    artists = loaded.bundle.artists
+    key = artists.id_of(row)
+    error: str | None = None
+    if store is not None and limit <= RELATED_SIZE:
+        try:
+            cached = store.get(kind=RELATED, version=loaded.version, key=key)
+        except StoreUnavailable as e:
+            cached, error = None, str(e)
+        if cached is not None:
+            return Listing(items=_rows(cached, row_of=artists.row_of)[:limit], source=CACHE)
+    items = related_artists(loaded, row=row, limit=max(limit, RELATED_SIZE))
+    if store is not None and error is None:
+        try:
+            store.put_many(
+                kind=RELATED,
+                version=loaded.version,
+                items=[(key, ranked(loaded, items[:RELATED_SIZE], entity="artists"))],
+            )
+        except StoreUnavailable as e:
+            error = str(e)
+    return Listing(items=items[:limit], source=COMPUTED, store_error=error)
+
+
+def ranked(loaded: LoadedBundle, items: list[Item], *, entity: str = "tracks") -> Ranked:
+    ents = loaded.bundle.entities[entity]
+    return Ranked(ids=[ents.id_of(i.row) for i in items], scores=[i.score for i in items])
+
+
+def _rows(cached: Ranked, *, row_of: Callable[[str], int | None]) -> list[Item]:
+    out = []
+    for external, score in zip(cached.ids, cached.scores, strict=True):
+        r = row_of(external)
+        if r is not None:  # the version key makes a miss impossible unless the bundle was edited
+            out.append(Item(row=int(r), score=float(score)))
+    return out

@@ -1,0 +1,135 @@
+"""The store protocol, shared by the SQLite and Cassandra implementations.
+
+A store keeps lists computed from a bundle, keyed by (bundle version, id), so that two bundle
+versions never mix: the top radio neighbours of each track and the related artists of each artist.
+It also records which chunks of a bulk precompute are done, so that an interrupted run resumes.
+
+Every method raises `StoreUnavailable` when the store cannot be reached (the service turns that
+into a 503 with Retry-After); any other exception is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+RADIO = "radio"  # the top radio neighbours of a track
+RELATED = "related"  # the related artists of an artist
+KINDS = (RADIO, RELATED)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A ranked list of external ids with their scores, best first."""
+
+    ids: list[str]
+    scores: list[float]
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.scores):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.scores)} scores")
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer (down, unreachable, timed out); try again later."""
+
+
+class StoreConfigError(ValueError):
+    """A store URL or setting that cannot work."""
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """How to talk to the store (from the SEGUE_STORE_* and SEGUE_CASSANDRA_* settings)."""
+
+    timeout_seconds: float = 2.0  # per request
+    connect_timeout_seconds: float = 5.0
+    retries: int = 1  # retries of a timed-out or unavailable request (Cassandra)
+    consistency: str = "LOCAL_QUORUM"  # Cassandra consistency level of reads and writes
+    replication: tuple[tuple[str, str], ...] = (
+        ("class", "SimpleStrategy"),
+        ("replication_factor", "1"),
+    )
+    ttl_seconds: int = 30 * 24 * 3600  # Cassandra TTL of computed lists (0: none)
+    write_concurrency: int = 64  # requests in flight during bulk writes
+    username: str | None = None
+    password: str | None = None
+
+
+class Store(Protocol):
+    """What the service and `segue precompute` need from a store."""
+
+    @property
+    def url(self) -> str:
+        """Where the store is, without credentials (for logs and /readyz)."""
+        ...
+
+    def ping(self) -> None:
+        """Returns if the store answers; raises StoreUnavailable otherwise."""
+
+    def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
+        """The list of `kind` (RADIO or RELATED) for one id of one bundle version, or None."""
+
+    def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
+        """Writes lists (concurrently where the store can); replaces existing ones."""
+
+    def chunks_done(self, *, version: str, task: str) -> set[int]:
+        """The chunks of a bulk precompute task already written for a bundle version."""
+
+    def mark_done(self, *, version: str, task: str, chunk: int, items: int) -> None:
+        """Records that one chunk of a precompute task is fully written."""
+
+    def close(self) -> None:
+        """Releases connections; the store is not used afterwards."""
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    scheme: str  # "sqlite" | "cassandra"
+    path: str = ""  # sqlite: the database file
+    hosts: tuple[str, ...] = ()  # cassandra: contact points
+    port: int = 9042
+    keyspace: str = "segue"
+
+    def display(self) -> str:
+        if self.scheme == "sqlite":
+            return f"sqlite:///{self.path}"
+        return f"cassandra://{','.join(self.hosts)}:{self.port}/{self.keyspace}"
+
+
+def parse_store_url(url: str) -> StoreUrl:
+    """`sqlite:///relative.db`, `sqlite:////abs/path.db`, `cassandra://h1,h2:9042/keyspace`."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+        if not path or parts.netloc:
+            raise StoreConfigError(
+                f"bad store URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+        return StoreUrl(scheme="sqlite", path=path)
+    if parts.scheme == "cassandra":
+        netloc = parts.netloc.rsplit("@", 1)[-1]  # credentials come from settings, not the URL
+        hostpart, _, port_text = netloc.rpartition(":") if ":" in netloc else (netloc, "", "")
+        try:
+            port = int(port_text) if port_text else 9042
+        except ValueError:
+            raise StoreConfigError(
+                f"bad store URL {url!r}: port {port_text!r} is not a number"
+            ) from None
+        hosts = tuple(h for h in hostpart.split(",") if h)
+        keyspace = parts.path.strip("/") or "segue"
+        if not hosts:
+            raise StoreConfigError(
+                f"bad store URL {url!r}: no host (cassandra://HOST[,HOST]:PORT/KEYSPACE)"
+            )
+        if not keyspace.replace("_", "").isalnum() or keyspace[0].isdigit() or len(keyspace) > 48:
+            raise StoreConfigError(
+                f"bad store URL {url!r}: keyspace {keyspace!r} must be letters, digits and _ "
+                "(not starting with a digit, at most 48)"
+            )
+        if not 1 <= port <= 65535:
+            raise StoreConfigError(f"bad store URL {url!r}: port {port} out of range")
+        return StoreUrl(scheme="cassandra", hosts=hosts, port=port, keyspace=keyspace)
+    raise StoreConfigError(f"bad store URL {url!r}: the scheme must be sqlite:// or cassandra://")

@@ -1,0 +1,315 @@
+"""The production store: Apache Cassandra through the DataStax `cassandra-driver`.
+
+One `Cluster` and session per process, made after the fork (the service makes it in each worker's
+lifespan). Queries are prepared statements; consistency, timeouts and retries come from settings.
+The schema step is idempotent and versioned (table `schema_version`); DDL cannot be prepared.
+
+When Cassandra is down, every call raises `StoreUnavailable` at once (the driver marks the host
+down and reconnects in the background); if the first connection fails, the next call tries again
+after a short back-off, so a worker started before Cassandra recovers on its own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.connection import ConnectionException
+from cassandra.policies import ExponentialReconnectionPolicy, RetryPolicy
+from cassandra.query import PreparedStatement
+
+from service.store.base import (
+    KINDS,
+    RADIO,
+    RELATED,
+    Ranked,
+    StoreOptions,
+    StoreUnavailable,
+    StoreUrl,
+)
+
+SCHEMA_COMPONENT = "segue"
+
+
+def schema(keyspace: str, *, ttl_seconds: int) -> list[tuple[int, list[str]]]:
+    """(version, statements), applied in order, each version at most once."""
+    ttl = int(ttl_seconds)
+    return [
+        (
+            1,
+            [
+                f"""CREATE TABLE IF NOT EXISTS {keyspace}.radio_neighbours (
+                    bundle_version text, track_id text, ids list<text>, scores list<float>,
+                    PRIMARY KEY ((bundle_version, track_id)))
+                    WITH default_time_to_live = {ttl}""",
+                f"""CREATE TABLE IF NOT EXISTS {keyspace}.related_artists (
+                    bundle_version text, artist_id text, ids list<text>, scores list<float>,
+                    PRIMARY KEY ((bundle_version, artist_id)))
+                    WITH default_time_to_live = {ttl}""",
+                f"""CREATE TABLE IF NOT EXISTS {keyspace}.precompute_progress (
+                    bundle_version text, task text, chunk int, items int, done_at timestamp,
+                    PRIMARY KEY ((bundle_version, task), chunk))
+                    WITH default_time_to_live = {ttl}""",
+            ],
+        ),
+    ]
+
+
+_TABLES = {RADIO: ("radio_neighbours", "track_id"), RELATED: ("related_artists", "artist_id")}
+_UNAVAILABLE = (
+    NoHostAvailable,
+    ConnectionException,
+    DriverException,  # OperationTimedOut and other client-side failures
+    RequestExecutionException,  # Unavailable, ReadTimeout, WriteTimeout, failures
+    OSError,
+)
+
+
+class BoundedRetry(RetryPolicy):
+    """Retries a timed-out or unavailable request up to `retries` times, on the next host."""
+
+    def __init__(self, retries: int) -> None:
+        self.retries = retries
+
+    def on_read_timeout(self, query: Any, consistency: Any, required_responses: int,
+                        received_responses: int, data_retrieved: bool, retry_num: int) -> Any:  # fmt: skip
+        if retry_num < self.retries:
+            return self.RETRY, consistency
+        return self.RETHROW, None
+
+    def on_write_timeout(self, query: Any, consistency: Any, write_type: Any,
+                         required_responses: int, received_responses: int, retry_num: int) -> Any:  # fmt: skip
+        # our writes replace whole rows, so repeating one is safe
+        if retry_num < self.retries:
+            return self.RETRY, consistency
+        return self.RETHROW, None
+
+    def on_unavailable(self, query: Any, consistency: Any, required_replicas: int,
+                       alive_replicas: int, retry_num: int) -> Any:  # fmt: skip
+        if retry_num < self.retries:
+            return self.RETRY_NEXT_HOST, None
+        return self.RETHROW, None
+
+    def on_request_error(self, query: Any, consistency: Any, error: Any, retry_num: int) -> Any:
+        if retry_num < self.retries:
+            return self.RETRY_NEXT_HOST, None
+        return self.RETHROW, None
+
+
+class CassandraStore:
+    def __init__(
+        self, *, url: StoreUrl, options: StoreOptions | None = None, apply_schema: bool = True
+    ) -> None:
+        self._url = url
+        self.options = options or StoreOptions()
+        self.apply_schema = apply_schema
+        try:
+            self.consistency = ConsistencyLevel.name_to_value[self.options.consistency.upper()]
+        except KeyError:
+            raise ValueError(
+                f"unknown Cassandra consistency level {self.options.consistency!r}; one of "
+                + ", ".join(sorted(ConsistencyLevel.name_to_value))
+            ) from None
+        self._lock = threading.Lock()
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+        self._next_attempt = 0.0
+        self._backoff = 0.5
+        self._last_error = ""
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        return self._url.display()
+
+    # -- connection -----------------------------------------------------------------------
+
+    def _new_cluster(self) -> Cluster:
+        o = self.options
+        profile = ExecutionProfile(
+            consistency_level=self.consistency,
+            request_timeout=o.timeout_seconds,
+            retry_policy=BoundedRetry(o.retries),
+        )
+        auth = (
+            PlainTextAuthProvider(username=o.username, password=o.password or "")
+            if o.username
+            else None
+        )
+        return Cluster(
+            contact_points=list(self._url.hosts),
+            port=self._url.port,
+            auth_provider=auth,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
+            connect_timeout=o.connect_timeout_seconds,
+            control_connection_timeout=o.connect_timeout_seconds,
+            idle_heartbeat_interval=5,
+            idle_heartbeat_timeout=o.connect_timeout_seconds,
+        )
+
+    def _ensure(self) -> tuple[Session, dict[str, PreparedStatement]]:
+        session = self._session
+        if session is not None:
+            return session, self._prepared
+        with self._lock:
+            if self._session is not None:
+                return self._session, self._prepared
+            if self._closed:
+                raise StoreUnavailable(f"cassandra store {self.url} is closed")
+            now = time.monotonic()
+            if now < self._next_attempt:
+                raise StoreUnavailable(
+                    f"cassandra store {self.url} unreachable ({self._last_error}); "
+                    f"next attempt in {self._next_attempt - now:.1f}s"
+                )
+            cluster = self._new_cluster()
+            try:
+                session = cluster.connect()
+                if self.apply_schema:
+                    self._migrate(session)
+                prepared = self._prepare(session)
+            except _UNAVAILABLE as e:
+                cluster.shutdown()
+                self._last_error = _describe(e)
+                self._next_attempt = time.monotonic() + self._backoff
+                self._backoff = min(self._backoff * 2, 5.0)
+                raise StoreUnavailable(
+                    f"cassandra store {self.url} unreachable: {self._last_error}"
+                ) from e
+            except BaseException:
+                cluster.shutdown()
+                raise
+            self._cluster, self._session, self._prepared = cluster, session, prepared
+            self._backoff = 0.5
+            return session, prepared
+
+    def _migrate(self, session: Session) -> None:
+        ks = self._url.keyspace
+        replication = "{" + ", ".join(f"'{k}': '{v}'" for k, v in self.options.replication) + "}"
+        session.execute(
+            f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication}",
+            timeout=max(30.0, self.options.timeout_seconds),
+        )
+        session.execute(
+            f"""CREATE TABLE IF NOT EXISTS {ks}.schema_version (
+                component text, version int, applied_at timestamp,
+                PRIMARY KEY (component, version))""",
+            timeout=max(30.0, self.options.timeout_seconds),
+        )
+        read = session.prepare(f"SELECT version FROM {ks}.schema_version WHERE component = ?")
+        have = {row.version for row in session.execute(read, (SCHEMA_COMPONENT,))}
+        record = session.prepare(
+            f"INSERT INTO {ks}.schema_version (component, version, applied_at) "
+            "VALUES (?, ?, toTimestamp(now()))"
+        )
+        for version, statements in schema(ks, ttl_seconds=self.options.ttl_seconds):
+            if version in have:
+                continue
+            for statement in statements:
+                session.execute(statement, timeout=max(30.0, self.options.timeout_seconds))
+            session.execute(record, (SCHEMA_COMPONENT, version))
+
+    def _prepare(self, session: Session) -> dict[str, PreparedStatement]:
+        ks = self._url.keyspace
+        p: dict[str, PreparedStatement] = {
+            "ping": session.prepare("SELECT release_version FROM system.local"),
+            "chunks_done": session.prepare(
+                f"SELECT chunk FROM {ks}.precompute_progress WHERE bundle_version = ? AND task = ?"
+            ),
+            "mark_done": session.prepare(
+                f"INSERT INTO {ks}.precompute_progress (bundle_version, task, chunk, items, done_at) "
+                "VALUES (?, ?, ?, ?, toTimestamp(now()))"
+            ),
+        }
+        for kind, (table, column) in _TABLES.items():
+            p[f"get:{kind}"] = session.prepare(
+                f"SELECT ids, scores FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
+            )
+            p[f"put:{kind}"] = session.prepare(
+                f"INSERT INTO {ks}.{table} (bundle_version, {column}, ids, scores) "
+                "VALUES (?, ?, ?, ?) USING TTL ?"
+            )
+        return p
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as e:
+            raise StoreUnavailable(f"cassandra store {self.url}: {_describe(e)}") from e
+
+    # -- the Store protocol ---------------------------------------------------------------
+
+    def ping(self) -> None:
+        session, p = self._ensure()
+        with self._errors():
+            session.execute(p["ping"]).one()
+
+    def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
+        _check(kind)
+        session, p = self._ensure()
+        with self._errors():
+            row = session.execute(p[f"get:{kind}"], (version, key)).one()
+        if row is None:
+            return None
+        return Ranked(ids=list(row.ids or []), scores=[float(s) for s in row.scores or []])
+
+    def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
+        _check(kind)
+        if not items:
+            return
+        session, p = self._ensure()
+        ttl = int(self.options.ttl_seconds)
+        args = [(version, key, r.ids, r.scores, ttl) for key, r in items]
+        with self._errors():
+            execute_concurrent_with_args(
+                session,
+                p[f"put:{kind}"],
+                args,
+                concurrency=self.options.write_concurrency,
+                raise_on_first_error=True,
+            )
+
+    def chunks_done(self, *, version: str, task: str) -> set[int]:
+        session, p = self._ensure()
+        with self._errors():
+            return {int(r.chunk) for r in session.execute(p["chunks_done"], (version, task))}
+
+    def mark_done(self, *, version: str, task: str, chunk: int, items: int) -> None:
+        session, p = self._ensure()
+        with self._errors():
+            session.execute(p["mark_done"], (version, task, chunk, items))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            cluster, self._cluster, self._session = self._cluster, None, None
+        if cluster is not None:
+            cluster.shutdown()
+
+
+def _check(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown list kind {kind!r}; one of {KINDS}")
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, NoHostAvailable) and e.errors:
+        first = next(iter(e.errors.values()))
+        return f"no host available ({type(first).__name__}: {first})"
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__

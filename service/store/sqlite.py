@@ -1,0 +1,173 @@
+"""The embedded store: one SQLite file, for a single machine and for the demo.
+
+Several worker processes share the file (WAL mode); each thread has its own connection.
+The schema is versioned with `PRAGMA user_version` and applied idempotently at open.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from service.store.base import KINDS, RADIO, RELATED, Ranked, StoreOptions, StoreUnavailable
+
+# (version, statements): applied in order, each at most once
+SCHEMA: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            """CREATE TABLE IF NOT EXISTS radio_neighbours (
+                bundle_version TEXT NOT NULL, track_id TEXT NOT NULL,
+                ids TEXT NOT NULL, scores TEXT NOT NULL, computed_at REAL NOT NULL,
+                PRIMARY KEY (bundle_version, track_id)) WITHOUT ROWID""",
+            """CREATE TABLE IF NOT EXISTS related_artists (
+                bundle_version TEXT NOT NULL, artist_id TEXT NOT NULL,
+                ids TEXT NOT NULL, scores TEXT NOT NULL, computed_at REAL NOT NULL,
+                PRIMARY KEY (bundle_version, artist_id)) WITHOUT ROWID""",
+            """CREATE TABLE IF NOT EXISTS precompute_progress (
+                bundle_version TEXT NOT NULL, task TEXT NOT NULL, chunk INTEGER NOT NULL,
+                items INTEGER NOT NULL, done_at REAL NOT NULL,
+                PRIMARY KEY (bundle_version, task, chunk)) WITHOUT ROWID""",
+        ],
+    ),
+]
+SCHEMA_VERSION = SCHEMA[-1][0]
+_TABLES = {RADIO: ("radio_neighbours", "track_id"), RELATED: ("related_artists", "artist_id")}
+
+
+class SqliteStore:
+    def __init__(self, *, path: Path, options: StoreOptions | None = None) -> None:
+        self.path = path
+        self.options = options or StoreOptions()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreUnavailable(f"sqlite store {path}: {e}") from e
+        with self._errors():
+            self._migrate(self._connection())
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreUnavailable(f"sqlite store {self.path} is closed")
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.options.timeout_seconds,
+                isolation_level=None,  # autocommit; explicit BEGIN where a transaction is needed
+                check_same_thread=False,  # close() runs on another thread
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.OperationalError as e:  # locked, unreadable, disk full, I/O error
+            raise StoreUnavailable(f"sqlite store {self.path}: {e}") from e
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            have = conn.execute("PRAGMA user_version").fetchone()[0]
+            if have > SCHEMA_VERSION:
+                raise StoreUnavailable(
+                    f"sqlite store {self.path} has schema version {have}, newer than this "
+                    f"segue's {SCHEMA_VERSION}; upgrade segue"
+                )
+            for version, statements in SCHEMA:
+                if version > have:
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {int(version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def ping(self) -> None:
+        with self._errors():
+            self._connection().execute("SELECT 1").fetchone()
+
+    def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
+        table, column = _table(kind)
+        with self._errors():
+            row = (
+                self._connection()
+                .execute(
+                    f"SELECT ids, scores FROM {table} WHERE bundle_version = ? AND {column} = ?",
+                    (version, key),
+                )
+                .fetchone()
+            )
+        if row is None:
+            return None
+        return Ranked(ids=json.loads(row[0]), scores=json.loads(row[1]))
+
+    def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
+        table, column = _table(kind)
+        now = time.time()
+        rows = [(version, key, json.dumps(r.ids), json.dumps(r.scores), now) for key, r in items]
+        with self._errors():
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO {table} (bundle_version, {column}, ids, scores, "
+                    "computed_at) VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def chunks_done(self, *, version: str, task: str) -> set[int]:
+        with self._errors():
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT chunk FROM precompute_progress WHERE bundle_version = ? AND task = ?",
+                    (version, task),
+                )
+                .fetchall()
+            )
+        return {int(r[0]) for r in rows}
+
+    def mark_done(self, *, version: str, task: str, chunk: int, items: int) -> None:
+        with self._errors():
+            self._connection().execute(
+                "INSERT OR REPLACE INTO precompute_progress VALUES (?, ?, ?, ?, ?)",
+                (version, task, chunk, items, time.time()),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+
+def _table(kind: str) -> tuple[str, str]:
+    if kind not in KINDS:
+        raise ValueError(f"unknown list kind {kind!r}; one of {KINDS}")
+    return _TABLES[kind]
