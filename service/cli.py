@@ -59,6 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, help="port (SEGUE_PORT, default 8000)")
     p.set_defaults(func=_serve)
 
+    p = sub.add_parser(
+        "precompute",
+        help="write the radio neighbours of every track and the related artists of every artist "
+        "to the store (resumable)",
+    )
+    p.add_argument("--bundles", type=Path, help="bundles directory with 'current' (SEGUE_BUNDLES)")
+    p.add_argument("--store", help="store URL (SEGUE_STORE, default sqlite:///var/segue.db)")
+    p.add_argument("--processes", type=int, default=0, help="compute processes (default: CPUs)")
+    p.add_argument("--chunk-size", type=int, default=500, help="rows per chunk (default 500)")
+    p.add_argument(
+        "--max-chunks", type=int, default=None, help="stop after this many chunks (a partial run)"
+    )
+    p.set_defaults(func=_precompute)
+
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
@@ -67,29 +81,71 @@ def main(argv: list[str] | None = None) -> int:
     return result
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace, command: str, flags: tuple[str, ...]) -> Any:
+    """Settings from SEGUE_* with the command's flags on top; None (after a message) if bad."""
     import os
-    import shutil
-    import tempfile
 
     from pydantic import ValidationError
 
     from service.settings import Settings, describe_error
 
-    # flags win over the environment; the workers read the same SEGUE_* variables
-    for flag, var in (
-        ("bundles", "BUNDLES"),
-        ("workers", "WORKERS"),
-        ("host", "HOST"),
-        ("port", "PORT"),
-    ):
+    for flag in flags:  # flags win over the environment; workers read the same variables
         value = getattr(args, flag)
         if value is not None:
-            os.environ[f"SEGUE_{var}"] = str(value)
+            os.environ[f"SEGUE_{flag.upper()}"] = str(value)
     try:
-        settings = Settings()
+        return Settings()
     except ValidationError as e:
-        print(f"segue serve: {describe_error(e)}", file=sys.stderr)
+        print(f"segue {command}: {describe_error(e)}", file=sys.stderr)
+        return None
+
+
+def _precompute(args: argparse.Namespace) -> int:
+    from indexes.bundle import BundleError
+    from service.precompute import PrecomputeConfig, precompute
+    from service.store.base import StoreUnavailable
+    from service.store.factory import open_store
+
+    settings = _settings(args, "precompute", ("bundles", "store"))
+    if settings is None:
+        return 2
+    if args.chunk_size < 1 or args.processes < 0:
+        print("segue precompute: --chunk-size must be >= 1 and --processes >= 0", file=sys.stderr)
+        return 2
+    config = PrecomputeConfig(
+        processes=args.processes,
+        chunk_size=args.chunk_size,
+        radio_size=settings.radio_size,
+        radio_artist_cap=settings.radio_artist_cap,
+        radio_candidates_per_source=settings.radio_candidates_per_source,
+        max_chunks=args.max_chunks,
+    )
+    try:
+        store = open_store(settings.store, options=settings.store_options())
+    except StoreUnavailable as e:
+        print(f"segue precompute: {e}", file=sys.stderr)
+        return 1
+    try:
+        report = precompute(bundles=settings.bundles, store=store, config=config)
+    except (BundleError, StoreUnavailable) as e:
+        print(
+            f"segue precompute: {e} (finished chunks are kept; run it again to resume)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        store.close()
+    print(report.summary())
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    import tempfile
+
+    settings = _settings(args, "serve", ("bundles", "workers", "host", "port"))
+    if settings is None:
         return 2
     if settings.metrics_dir is None:
         metrics_dir = Path(tempfile.mkdtemp(prefix="segue-metrics-"))
@@ -108,6 +164,7 @@ def _serve(args: argparse.Namespace) -> int:
             f"published there (segue build --out {settings.bundles})",
             file=sys.stderr,
         )
+    _prepare_store(settings)
     import uvicorn
 
     uvicorn.run(
@@ -120,6 +177,25 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="info",
     )
     return 0
+
+
+def _prepare_store(settings: Any) -> None:
+    """Applies the store's schema once, before the workers start (they would race on it)."""
+    from service.store.base import StoreUnavailable
+    from service.store.factory import open_store
+
+    try:
+        store = open_store(settings.store, options=settings.store_options())
+        try:
+            store.ping()
+        finally:
+            store.close()
+    except StoreUnavailable as e:
+        print(
+            f"segue serve: {e}; starting anyway: the bundle endpoints answer, the store-backed "
+            "ones answer 503 until the store is reachable",
+            file=sys.stderr,
+        )
 
 
 def _build_options(p: argparse.ArgumentParser) -> None:

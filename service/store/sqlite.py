@@ -60,10 +60,10 @@ class SqliteStore:
         return f"sqlite:///{self.path}"
 
     def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreUnavailable(f"sqlite store {self.path} is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            if self._closed:
-                raise StoreUnavailable(f"sqlite store {self.path} is closed")
             conn = sqlite3.connect(
                 self.path,
                 timeout=self.options.timeout_seconds,

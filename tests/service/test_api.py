@@ -25,6 +25,8 @@ def test_ops(http: httpx.Client, served_build: BuildResult) -> None:
     assert http.get("/livez").json() == {"status": "ok"}
     r = http.get("/readyz")
     assert r.status_code == 200 and r.json()["bundle_version"] == served_build.version
+    assert r.json()["status"] == "ready"
+    assert r.json()["store"]["state"] == "ok" and r.json()["store"]["url"].startswith("sqlite:///")
     assert r.headers["x-bundle-version"] == served_build.version
     assert http.get("/openapi.json").json()["info"]["title"] == "segue"
 
@@ -99,6 +101,7 @@ def test_user_recommendations(http: httpx.Client, served_build: BuildResult) -> 
         ("/v1/tracks/nope-123/similar", "track 'nope-123' not found"),
         ("/v1/artists/ghost", "artist 'ghost' not found"),
         ("/v1/artists/ghost/related", "artist 'ghost' not found"),
+        ("/v1/tracks/nope-123/radio-neighbours", "track 'nope-123' not found"),
         ("/v1/users/nobody/recommendations", "user 'nobody' not found"),
     ],
 )
@@ -119,6 +122,43 @@ def test_bad_parameters_are_422(http: httpx.Client, params: dict) -> None:  # ty
     assert "detail" in r.json()
 
 
+def test_radio_neighbours_read_through_the_store(http: httpx.Client) -> None:
+    t = http.get("/v1/tracks", params={"limit": 3}).json()["items"][2]
+    first = http.get(f"/v1/tracks/{t['id']}/radio-neighbours")
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["track"] == t and body["source"] == "computed"  # a miss: computed, written back
+    items = body["items"]
+    assert 100 <= len(items) <= 250
+    assert t["id"] not in [i["id"] for i in items]
+    assert len({i["id"] for i in items}) == len(items)
+    assert max(Counter(i["artist"]["id"] for i in items).values()) <= 10  # SEGUE_RADIO_ARTIST_CAP
+    scores = [i["score"] for i in items]
+    assert scores == sorted(scores, reverse=True)
+    # every worker now reads the same list from the store
+    for _ in range(6):
+        again = httpx.get(f"{http.base_url}/v1/tracks/{t['id']}/radio-neighbours").json()
+        assert again["source"] == "cache"
+        assert [i["id"] for i in again["items"]] == [i["id"] for i in items]
+        assert [i["score"] for i in again["items"]] == pytest.approx(scores, rel=1e-6)
+    short = http.get(f"/v1/tracks/{t['id']}/radio-neighbours", params={"limit": 7}).json()
+    assert [i["id"] for i in short["items"]] == [i["id"] for i in items[:7]]
+    assert (
+        http.get(f"/v1/tracks/{t['id']}/radio-neighbours", params={"limit": 251}).status_code == 422
+    )
+
+
+def test_related_artists_are_written_back_and_read_from_the_store(http: httpx.Client) -> None:
+    a = http.get("/v1/artists", params={"limit": 5}).json()["items"][4]
+    first = http.get(f"/v1/artists/{a['id']}/related").json()
+    assert first["source"] == "computed"
+    second = http.get(f"/v1/artists/{a['id']}/related").json()
+    assert second["source"] == "cache"
+    assert [x["id"] for x in second["items"]] == [x["id"] for x in first["items"]]
+    more = http.get(f"/v1/artists/{a['id']}/related", params={"limit": 30}).json()
+    assert more["source"] == "computed" and len(more["items"]) == 30  # beyond the stored 20
+
+
 def test_metrics_add_up_over_workers(server: Server, http: httpx.Client) -> None:
     t = first_track(http)
     n = 40
@@ -134,5 +174,6 @@ def test_metrics_add_up_over_workers(server: Server, http: httpx.Client) -> None
     assert float(m.group(1)) >= n
     assert re.search(r'segue_ann_seconds_count\{entity="tracks",model="als"\} \d', text)
     assert re.search(r'segue_bundle_info\{pid="\d+",version="[^"]+"\} 1\.0', text)
+    assert re.search(r'segue_radio_cache_total\{list="related",result="(hit|miss)"\} \d', text)
     pids = {p.name.split("_")[-1] for p in server.metrics_dir.glob("histogram_*.db")}
     assert len(pids) >= 2, pids  # both workers wrote samples, and /metrics added them up

@@ -1,0 +1,167 @@
+"""`segue precompute`: the top radio neighbours of every track and the related artists of every
+artist, written to the store in bulk, keyed by bundle version.
+
+Work is cut into chunks of consecutive rows. Worker processes (each mapping the bundle) compute
+chunks; the parent writes each finished chunk to the store (concurrently: the Cassandra store
+keeps many writes in flight) and then records the chunk as done. A run that is interrupted
+resumes where it stopped: chunks recorded as done are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexes.bundle import read_manifest, resolve_current
+from indexes.progress import log
+from service.bundles import LoadedBundle, load
+from service.neighbours import RADIO_SIZE, RELATED_SIZE, compute_radio, ranked
+from service.recommend import related_artists
+from service.store.base import RADIO, RELATED, Ranked, Store
+
+
+@dataclass(frozen=True)
+class PrecomputeConfig:
+    processes: int = 0  # 0: one per CPU
+    chunk_size: int = 500
+    radio_size: int = RADIO_SIZE
+    radio_artist_cap: int = 10
+    radio_candidates_per_source: int = 120
+    related_size: int = RELATED_SIZE
+    max_chunks: int | None = None  # stop after writing this many chunks (a partial run)
+
+
+@dataclass
+class PrecomputeReport:
+    version: str
+    written: dict[str, int] = field(default_factory=dict)  # items written per kind
+    skipped: dict[str, int] = field(default_factory=dict)  # items already done per kind
+    seconds: float = 0.0
+    complete: bool = False
+
+    def summary(self) -> str:
+        lines = [
+            f"precompute of bundle {self.version}: {'complete' if self.complete else 'PARTIAL'}"
+        ]
+        for kind in (RELATED, RADIO):
+            what = "artists" if kind == RELATED else "tracks"
+            lines.append(
+                f"  {kind:<8} {self.written.get(kind, 0):>9} {what} written, "
+                f"{self.skipped.get(kind, 0):>9} already done"
+            )
+        total = sum(self.written.values())
+        lines.append(
+            f"  {total} lists in {self.seconds:.1f}s ({total / max(self.seconds, 1e-9):,.0f} lists/s)"
+        )
+        return "\n".join(lines)
+
+
+def task_name(kind: str, config: PrecomputeConfig) -> str:
+    """Progress is recorded per task; a different chunking or list size is a different task."""
+    size = config.radio_size if kind == RADIO else config.related_size
+    return f"{kind}/top{size}/chunk{config.chunk_size}"
+
+
+def precompute(*, bundles: Path, store: Store, config: PrecomputeConfig) -> PrecomputeReport:
+    path = resolve_current(bundles)
+    manifest = read_manifest(path)
+    version = str(manifest["bundle_version"])
+    counts = {
+        RADIO: int(manifest["entities"]["tracks"]),
+        RELATED: int(manifest["entities"]["artists"]),
+    }
+    report = PrecomputeReport(version=version)
+    start = time.perf_counter()
+    processes = config.processes or os.cpu_count() or 1
+    # the pool forks before the store connects: a Cassandra session must not cross a fork
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(path, config)) as pool:
+        todo: list[tuple[str, int]] = []
+        for kind in (RELATED, RADIO):
+            n_chunks = math.ceil(counts[kind] / config.chunk_size)
+            done = store.chunks_done(version=version, task=task_name(kind, config))
+            report.skipped[kind] = sum(
+                _chunk_len(kind, c, counts, config) for c in done if c < n_chunks
+            )
+            report.written[kind] = 0
+            todo += [(kind, c) for c in range(n_chunks) if c not in done]
+            log(
+                f"{kind}: {counts[kind]} items in {n_chunks} chunks of {config.chunk_size}, "
+                f"{len(done)} chunks already done"
+            )
+        if config.max_chunks is not None:
+            todo = todo[: config.max_chunks]
+        log(
+            f"precompute of bundle {version} into {store.url}: {len(todo)} chunks, {processes} processes"
+        )
+        last = time.perf_counter()
+        total_items = sum(_chunk_len(k, c, counts, config) for k, c in todo)
+        done_items = 0
+        for kind, chunk, items in pool.imap_unordered(_compute_chunk, todo):
+            store.put_many(kind=kind, version=version, items=items)
+            store.mark_done(
+                version=version, task=task_name(kind, config), chunk=chunk, items=len(items)
+            )
+            report.written[kind] += len(items)
+            done_items += len(items)
+            now = time.perf_counter()
+            if now - last >= 2.0:
+                last = now
+                rate = done_items / (now - start)
+                eta = (total_items - done_items) / max(rate, 1e-9)
+                log(
+                    f"{done_items}/{total_items} lists ({100 * done_items / max(total_items, 1):.0f}%), "
+                    f"{rate:,.0f}/s, about {eta:.0f}s left"
+                )
+    report.seconds = time.perf_counter() - start
+    report.complete = all(
+        report.written[k] + report.skipped[k] == counts[k] for k in (RADIO, RELATED)
+    )
+    return report
+
+
+def _chunk_len(kind: str, chunk: int, counts: dict[str, int], config: PrecomputeConfig) -> int:
+    return max(0, min(config.chunk_size, counts[kind] - chunk * config.chunk_size))
+
+
+_worker: tuple[LoadedBundle, PrecomputeConfig] | None = None
+
+
+def _init_worker(path: Path, config: PrecomputeConfig) -> None:
+    global _worker
+    _worker = (load(path, verify_checksums=False, candidates_per_source=50, search_k=None), config)
+
+
+def _compute_chunk(task: tuple[str, int]) -> tuple[str, int, list[tuple[str, Ranked]]]:
+    assert _worker is not None, "worker not initialised"
+    loaded, config = _worker
+    kind, chunk = task
+    entity = "tracks" if kind == RADIO else "artists"
+    ents = loaded.bundle.entities[entity]
+    lo = chunk * config.chunk_size
+    hi = min(lo + config.chunk_size, len(ents))
+    return kind, chunk, list(_lists(loaded, kind=kind, rows=range(lo, hi), config=config))
+
+
+def _lists(
+    loaded: LoadedBundle, *, kind: str, rows: range, config: PrecomputeConfig
+) -> Iterator[tuple[str, Ranked]]:
+    ents = loaded.bundle.entities["tracks" if kind == RADIO else "artists"]
+    for row in rows:
+        if kind == RADIO:
+            items = compute_radio(
+                loaded,
+                row=row,
+                size=config.radio_size,
+                artist_cap=config.radio_artist_cap,
+                per_source=config.radio_candidates_per_source,
+            )
+            yield ents.id_of(row), ranked(loaded, items)
+        else:
+            items = related_artists(loaded, row=row, limit=config.related_size)
+            yield ents.id_of(row), ranked(loaded, items, entity="artists")

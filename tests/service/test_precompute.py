@@ -1,0 +1,82 @@
+"""`segue precompute` into SQLite: every list written, a partial run resumes without redoing work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from indexes.pipeline import BuildResult
+from service.bundles import load
+from service.neighbours import compute_radio, related
+from service.precompute import PrecomputeConfig, precompute, task_name
+from service.store.base import RADIO, RELATED
+from service.store.factory import open_store
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_a_partial_run_resumes_and_the_lists_match_the_service(
+    tiny_build: BuildResult, tmp_path: Path
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    config = PrecomputeConfig(processes=2, chunk_size=100, max_chunks=4)
+    bundles = tiny_build.path.parent
+    try:
+        partial = precompute(bundles=bundles, store=store, config=config)
+        assert not partial.complete
+        # 4 chunks, then it stopped: the 2 chunks of the 150 artists, 2 of 100 tracks
+        assert partial.written == {RELATED: 150, RADIO: 200}
+        done_before = {k: store.chunks_done(version=partial.version, task=task_name(k, config))
+                       for k in (RADIO, RELATED)}  # fmt: skip
+        assert sum(len(c) for c in done_before.values()) == 4
+
+        full = precompute(
+            bundles=bundles, store=store, config=PrecomputeConfig(processes=2, chunk_size=100)
+        )
+        assert full.complete
+        n_tracks = tiny_build.manifest["entities"]["tracks"]
+        n_artists = tiny_build.manifest["entities"]["artists"]
+        for kind, n in ((RADIO, n_tracks), (RELATED, n_artists)):
+            assert full.skipped[kind] == partial.written[kind]  # finished chunks not redone
+            assert full.written[kind] + full.skipped[kind] == n
+        again = precompute(bundles=bundles, store=store, config=PrecomputeConfig(chunk_size=100))
+        assert sum(again.written.values()) == 0 and again.complete
+        assert "complete" in again.summary()
+
+        # the stored lists are what the service computes on a miss
+        loaded = load(tiny_build.path, verify_checksums=False, candidates_per_source=50,
+                      search_k=None)  # fmt: skip
+        try:
+            tracks = loaded.bundle.tracks
+            for row in (0, 57, n_tracks - 1):
+                want = compute_radio(loaded, row=row, size=250, artist_cap=10, per_source=120)
+                got = store.get(kind=RADIO, version=full.version, key=tracks.id_of(row))
+                assert got is not None
+                assert got.ids == [tracks.id_of(i.row) for i in want]
+                assert got.scores == pytest.approx([i.score for i in want], rel=1e-5)
+            listing = related(loaded, store, row=3, limit=20)
+            assert listing.source == "cache" and len(listing.items) == 20
+        finally:
+            loaded.bundle.close()
+    finally:
+        store.close()
+
+
+def test_the_command_prints_progress_and_a_summary(tiny_build: BuildResult, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "service.cli", "precompute", "--bundles", str(tiny_build.path.parent),
+         "--store", f"sqlite:///{tmp_path / 's.db'}", "--chunk-size", "300", "--processes", "1"],
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"precompute of bundle {tiny_build.version}: complete" in out.stdout
+    assert "chunks of 300" in out.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "service.cli", "precompute", "--bundles", str(tmp_path / "none"),
+         "--store", f"sqlite:///{tmp_path / 's.db'}"],
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "segue precompute:" in bad.stderr

@@ -1,0 +1,188 @@
+"""One contract, two stores: every test here runs against SQLite and against a real Cassandra."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.store.base import (
+    RADIO,
+    RELATED,
+    Ranked,
+    Store,
+    StoreConfigError,
+    StoreOptions,
+    StoreUnavailable,
+    parse_store_url,
+)
+from service.store.factory import open_store
+from tests.service import cassandra_server as cassandra
+
+
+@pytest.fixture(params=["sqlite", "cassandra"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    keyspace = cassandra.new_keyspace()
+    yield cassandra.url(keyspace)
+    cassandra.drop_keyspace(keyspace)
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    s = open_store(store_url)
+    yield s
+    s.close()
+
+
+def lists(n: int, *, prefix: str = "t") -> list[tuple[str, Ranked]]:
+    return [
+        (f"{prefix}{i}", Ranked(ids=[f"{prefix}{i + j + 1}" for j in range(5)],
+                                scores=[1.0 - j / 10 for j in range(5)]))
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_a_list_round_trips_in_order(store: Store) -> None:
+    store.ping()
+    assert store.get(kind=RADIO, version="v1", key="t0") is None
+    store.put_many(kind=RADIO, version="v1", items=lists(3))
+    got = store.get(kind=RADIO, version="v1", key="t1")
+    assert got is not None
+    assert got.ids == ["t2", "t3", "t4", "t5", "t6"]
+    assert got.scores == pytest.approx([1.0, 0.9, 0.8, 0.7, 0.6], abs=1e-6)
+
+
+def test_versions_and_kinds_never_mix(store: Store) -> None:
+    store.put_many(kind=RADIO, version="v1", items=lists(2))
+    assert store.get(kind=RADIO, version="v2", key="t0") is None
+    assert store.get(kind=RELATED, version="v1", key="t0") is None
+    store.put_many(kind=RELATED, version="v2", items=[("t0", Ranked(ids=["a"], scores=[0.5]))])
+    assert store.get(kind=RELATED, version="v2", key="t0") == Ranked(ids=["a"], scores=[0.5])
+    radio = store.get(kind=RADIO, version="v1", key="t0")
+    assert radio is not None and radio.ids[0] == "t1"
+
+
+def test_a_write_replaces_the_list(store: Store) -> None:
+    store.put_many(kind=RADIO, version="v1", items=lists(1))
+    store.put_many(kind=RADIO, version="v1", items=[("t0", Ranked(ids=["x"], scores=[0.25]))])
+    assert store.get(kind=RADIO, version="v1", key="t0") == Ranked(ids=["x"], scores=[0.25])
+
+
+def test_bulk_writes(store: Store) -> None:
+    store.put_many(kind=RADIO, version="v1", items=lists(400))
+    for i in (0, 123, 399):
+        got = store.get(kind=RADIO, version="v1", key=f"t{i}")
+        assert got is not None and got.ids[0] == f"t{i + 1}"
+    store.put_many(kind=RADIO, version="v1", items=[])  # nothing to do, no error
+
+
+def test_precompute_progress(store: Store) -> None:
+    assert store.chunks_done(version="v1", task="radio") == set()
+    store.mark_done(version="v1", task="radio", chunk=0, items=500)
+    store.mark_done(version="v1", task="radio", chunk=7, items=12)
+    store.mark_done(version="v1", task="radio", chunk=7, items=12)  # idempotent
+    assert store.chunks_done(version="v1", task="radio") == {0, 7}
+    assert store.chunks_done(version="v2", task="radio") == set()
+    assert store.chunks_done(version="v1", task="related") == set()
+
+
+def test_unknown_kind_is_a_bug_not_an_outage(store: Store) -> None:
+    with pytest.raises(ValueError, match="unknown list kind"):
+        store.get(kind="stations", version="v1", key="x")
+
+
+def test_the_schema_step_is_idempotent(store_url: str) -> None:
+    first = open_store(store_url)
+    first.put_many(kind=RADIO, version="v1", items=lists(1))
+    first.close()
+    second = open_store(store_url)  # applies the schema again: nothing changes, nothing is lost
+    try:
+        assert second.get(kind=RADIO, version="v1", key="t0") is not None
+    finally:
+        second.close()
+
+
+def test_a_closed_store_is_unavailable(store: Store) -> None:
+    store.ping()
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        store.get(kind=RADIO, version="v1", key="t0")
+
+
+def test_cassandra_lists_get_the_ttl_from_settings() -> None:
+    keyspace = cassandra.new_keyspace()
+    s = open_store(cassandra.url(keyspace), options=StoreOptions(ttl_seconds=3600))
+    try:
+        s.put_many(kind=RADIO, version="v1", items=lists(1))
+        from cassandra.cluster import Cluster
+
+        host, _, port = cassandra.address().rpartition(":")
+        cluster = Cluster([host], port=int(port))
+        try:
+            row = (
+                cluster.connect()
+                .execute(
+                    f"SELECT TTL(ids) AS ttl FROM {keyspace}.radio_neighbours "
+                    "WHERE bundle_version = 'v1' AND track_id = 't0'"
+                )
+                .one()
+            )
+        finally:
+            cluster.shutdown()
+        assert 3500 < row.ttl <= 3600
+    finally:
+        s.close()
+        cassandra.drop_keyspace(keyspace)
+
+
+def test_an_unreachable_cassandra_fails_fast_and_clearly() -> None:
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = open_store(
+        f"cassandra://127.0.0.1:{port}/segue", options=StoreOptions(connect_timeout_seconds=1)
+    )
+    try:
+        start = time.monotonic()
+        with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
+            s.ping()
+        with pytest.raises(StoreUnavailable, match="next attempt"):  # no new attempt at once
+            s.get(kind=RADIO, version="v1", key="t0")
+        assert time.monotonic() - start < 10
+    finally:
+        s.close()
+
+
+def test_an_unusable_sqlite_file_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()  # a directory where the database file should be
+    with pytest.raises(StoreUnavailable, match="dir.db"):
+        open_store(f"sqlite:///{tmp_path / 'dir.db'}")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://x/y", "scheme must be"),
+        ("sqlite://relative.db", "sqlite:///"),
+        ("cassandra://:9042/ks", "no host"),
+        ("cassandra://h:port/ks", "not a number"),
+        ("cassandra://h:9042/bad-keyspace", "keyspace"),
+    ],
+)
+def test_bad_store_urls(url: str, message: str) -> None:
+    with pytest.raises(StoreConfigError, match=message):
+        parse_store_url(url)
+
+
+def test_good_store_urls() -> None:
+    u = parse_store_url("cassandra://a,b:9142/radio")
+    assert (u.hosts, u.port, u.keyspace) == (("a", "b"), 9142, "radio")
+    assert parse_store_url("cassandra://a").keyspace == "segue"
+    assert parse_store_url("sqlite:////abs/x.db").path == "/abs/x.db"
+    assert parse_store_url("sqlite:///var/x.db").path == "var/x.db"
