@@ -161,7 +161,7 @@ def test_an_unreachable_cassandra_fails_fast_and_clearly() -> None:
 
 def test_an_unusable_sqlite_file_is_unavailable(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()  # a directory where the database file should be
-    with pytest.raises(StoreUnavailable, match="dir.db"):
+    with pytest.raises(StoreUnavailable, match=r"dir\.db"):
         open_store(f"sqlite:///{tmp_path / 'dir.db'}")
 
 
