@@ -187,10 +187,14 @@ def run_wrk(
     )
 
 
-def write_lua(directory: Path, *, name: str, ids_file: Path | None) -> Path:
+def write_lua(
+    directory: Path, *, name: str, ids_file: Path | None, path_template: str = SIMILAR
+) -> Path:
+    """A wrk script: GET `path_template` with {id} a random line of `ids_file` (if given)."""
     path = directory / name
     ids = "" if ids_file is None else str(ids_file)
-    header = f"IDS_FILE = {_lua_string(ids)}\nPATH_FORMAT = {_lua_string(SIMILAR.replace('{id}', '%s'))}\n"
+    fmt = path_template.replace("%", "%%").replace("{id}", "%s")
+    header = f"IDS_FILE = {_lua_string(ids)}\nPATH_FORMAT = {_lua_string(fmt)}\n"
     path.write_text(header + WRK_LUA, encoding="utf-8")
     return path
 
