@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 def drop_keyspace(hosts: tuple[str, ...], port: int, keyspace: str) -> None:
     from cassandra.cluster import Cluster
 
-    cluster = Cluster(list(hosts), port=port)
+    cluster = Cluster(list(hosts), port=port, protocol_version=5)
     try:
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
         log(f"dropped keyspace {keyspace} (a fresh start)")

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         '{"class": "SimpleStrategy", "replication_factor": 1}',
         description="the keyspace's replication map, JSON, used when segue creates it",
     )
+    cassandra_protocol_version: int = Field(5, ge=3, le=5, description="CQL native protocol")
+    cassandra_local_dc: str | None = Field(
+        None, description="datacenter to query (default: the contact point's)"
+    )
     cassandra_username: str | None = None
     cassandra_password: SecretStr | None = None
     radio_size: int = Field(250, ge=1, le=1000, description="radio neighbours kept per track")
@@ -114,6 +118,8 @@ class Settings(BaseSettings):
                 (str(k), str(v)) for k, v in json.loads(self.cassandra_replication).items()
             ),
             ttl_seconds=self.store_ttl_seconds,
+            protocol_version=self.cassandra_protocol_version,
+            local_dc=self.cassandra_local_dc,
             username=self.cassandra_username,
             password=self.cassandra_password.get_secret_value()
             if self.cassandra_password

@@ -54,6 +54,8 @@ class StoreOptions:
     )
     ttl_seconds: int = 30 * 24 * 3600  # Cassandra TTL of computed lists (0: none)
     write_concurrency: int = 64  # requests in flight during bulk writes
+    protocol_version: int = 5  # CQL native protocol (Cassandra 4.0+: 5; 3.x: 4)
+    local_dc: str | None = None  # Cassandra: the datacenter to query (None: the first contact's)
     username: str | None = None
     password: str | None = None
 

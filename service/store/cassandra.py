@@ -28,7 +28,12 @@ from cassandra.cluster import (
 )
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.connection import ConnectionException
-from cassandra.policies import ExponentialReconnectionPolicy, RetryPolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    RetryPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.query import PreparedStatement
 
 from service.store.base import (
@@ -144,6 +149,11 @@ class CassandraStore:
             consistency_level=self.consistency,
             request_timeout=o.timeout_seconds,
             retry_policy=BoundedRetry(o.retries),
+            load_balancing_policy=TokenAwarePolicy(
+                DCAwareRoundRobinPolicy(local_dc=o.local_dc)
+                if o.local_dc
+                else DCAwareRoundRobinPolicy()
+            ),
         )
         auth = (
             PlainTextAuthProvider(username=o.username, password=o.password or "")
@@ -153,6 +163,7 @@ class CassandraStore:
         return Cluster(
             contact_points=list(self._url.hosts),
             port=self._url.port,
+            protocol_version=o.protocol_version,
             auth_provider=auth,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),

@@ -12,6 +12,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,13 +54,20 @@ def script(command: str, *, timeout: float = 300) -> subprocess.CompletedProcess
     )
 
 
-def drop_keyspace(keyspace: str) -> None:
+def cluster() -> Any:
+    """A plain driver Cluster on the test Cassandra, for checks behind the store's back."""
     from cassandra.cluster import Cluster
+    from cassandra.policies import DCAwareRoundRobinPolicy
 
     host, _, port = address().rpartition(":")
-    cluster = Cluster([host], port=int(port))
+    return Cluster([host], port=int(port), protocol_version=5,
+                   load_balancing_policy=DCAwareRoundRobinPolicy())  # fmt: skip
+
+
+def drop_keyspace(keyspace: str) -> None:
+    c = cluster()
     try:
-        session = cluster.connect()
+        session = c.connect()
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     finally:
-        cluster.shutdown()
+        c.shutdown()

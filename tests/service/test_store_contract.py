@@ -120,10 +120,7 @@ def test_cassandra_lists_get_the_ttl_from_settings() -> None:
     s = open_store(cassandra.url(keyspace), options=StoreOptions(ttl_seconds=3600))
     try:
         s.put_many(kind=RADIO, version="v1", items=lists(1))
-        from cassandra.cluster import Cluster
-
-        host, _, port = cassandra.address().rpartition(":")
-        cluster = Cluster([host], port=int(port))
+        cluster = cassandra.cluster()
         try:
             row = (
                 cluster.connect()
