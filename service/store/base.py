@@ -10,7 +10,7 @@ into a 503 with Retry-After); any other exception is a bug.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -30,6 +30,26 @@ class Ranked:
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.scores):
             raise ValueError(f"{len(self.ids)} ids but {len(self.scores)} scores")
+
+
+@dataclass(frozen=True)
+class StoredStation:
+    state: str  # the station's JSON
+    revision: int  # bumped by every update; updates are conditional on it
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One feedback event in the log (what `segue events export` writes out)."""
+
+    station_id: str
+    event_id: str
+    user_id: str
+    variant: str
+    bundle_version: str
+    track_id: str
+    kind: str
+    at: float  # unix seconds
 
 
 class StoreUnavailable(Exception):
@@ -53,6 +73,8 @@ class StoreOptions:
         ("replication_factor", "1"),
     )
     ttl_seconds: int = 30 * 24 * 3600  # Cassandra TTL of computed lists (0: none)
+    station_ttl_seconds: int = 7 * 24 * 3600  # a station expires this long after its last use
+    serial_consistency: str = "LOCAL_SERIAL"  # Cassandra: of the station updates (LWT)
     write_concurrency: int = 64  # requests in flight during bulk writes
     protocol_version: int = 5  # CQL native protocol (Cassandra 4.0+: 5; 3.x: 4)
     local_dc: str | None = None  # Cassandra: the datacenter to query (None: the first contact's)
@@ -82,6 +104,25 @@ class Store(Protocol):
 
     def mark_done(self, *, version: str, task: str, chunk: int, items: int) -> None:
         """Records that one chunk of a precompute task is fully written."""
+
+    def create_station(self, *, station_id: str, state: str) -> bool:
+        """Inserts a station at revision 1 unless the id exists (then False)."""
+
+    def get_station(self, *, station_id: str) -> StoredStation | None:
+        """The station, or None if unknown, deleted or expired."""
+
+    def update_station(self, *, station_id: str, state: str, expected_revision: int) -> bool:
+        """Writes the state at expected_revision + 1 only if the stored revision is still
+        expected_revision (a lightweight transaction in Cassandra); False on a conflict."""
+
+    def delete_station(self, *, station_id: str) -> bool:
+        """Deletes a station; False if there was none."""
+
+    def append_events(self, *, events: Sequence[EventRecord]) -> None:
+        """Appends to the event log; idempotent by (station id, event id)."""
+
+    def events(self) -> Iterator[EventRecord]:
+        """The whole event log (for export), in no particular order."""
 
     def close(self) -> None:
         """Releases connections; the store is not used afterwards."""

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
@@ -40,7 +41,9 @@ from service.store.base import (
     KINDS,
     RADIO,
     RELATED,
+    EventRecord,
     Ranked,
+    StoredStation,
     StoreOptions,
     StoreUnavailable,
     StoreUrl,
@@ -68,6 +71,19 @@ def schema(keyspace: str, *, ttl_seconds: int) -> list[tuple[int, list[str]]]:
                     bundle_version text, task text, chunk int, items int, done_at timestamp,
                     PRIMARY KEY ((bundle_version, task), chunk))
                     WITH default_time_to_live = {ttl}""",
+            ],
+        ),
+        (
+            2,
+            [
+                # every write to a station is a lightweight transaction on `revision`; the TTL
+                # is set per write (USING TTL), so a station expires after its last use
+                f"""CREATE TABLE IF NOT EXISTS {keyspace}.stations (
+                    station_id text PRIMARY KEY, state text, revision int)""",
+                f"""CREATE TABLE IF NOT EXISTS {keyspace}.station_events (
+                    station_id text, event_id text, user_id text, variant text,
+                    bundle_version text, track_id text, kind text, at timestamp,
+                    PRIMARY KEY ((station_id), event_id))""",
             ],
         ),
     ]
@@ -127,6 +143,13 @@ class CassandraStore:
             raise ValueError(
                 f"unknown Cassandra consistency level {self.options.consistency!r}; one of "
                 + ", ".join(sorted(ConsistencyLevel.name_to_value))
+            ) from None
+        try:
+            self.serial = ConsistencyLevel.name_to_value[self.options.serial_consistency.upper()]
+        except KeyError:
+            raise ValueError(
+                f"unknown serial consistency {self.options.serial_consistency!r}; "
+                "SERIAL or LOCAL_SERIAL"
             ) from None
         self._lock = threading.Lock()
         self._cluster: Cluster | None = None
@@ -247,6 +270,32 @@ class CassandraStore:
                 "VALUES (?, ?, ?, ?, toTimestamp(now()))"
             ),
         }
+        p["create_station"] = session.prepare(
+            f"INSERT INTO {ks}.stations (station_id, state, revision) VALUES (?, ?, 1) "
+            "IF NOT EXISTS USING TTL ?"
+        )
+        p["get_station"] = session.prepare(
+            f"SELECT state, revision FROM {ks}.stations WHERE station_id = ?"
+        )
+        p["update_station"] = session.prepare(
+            f"UPDATE {ks}.stations USING TTL ? SET state = ?, revision = ? "
+            "WHERE station_id = ? IF revision = ?"
+        )
+        p["delete_station"] = session.prepare(
+            f"DELETE FROM {ks}.stations WHERE station_id = ? IF EXISTS"
+        )
+        p["append_event"] = session.prepare(
+            f"INSERT INTO {ks}.station_events (station_id, event_id, user_id, variant, "
+            "bundle_version, track_id, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        p["events"] = session.prepare(
+            f"SELECT station_id, event_id, user_id, variant, bundle_version, track_id, kind, at "
+            f"FROM {ks}.station_events"
+        )
+        # the serial phase of LWTs reads the station row at this level
+        p["get_station"].consistency_level = self.consistency
+        for name in ("create_station", "update_station", "delete_station"):
+            p[name].serial_consistency_level = self.serial
         for kind, (table, column) in _TABLES.items():
             p[f"get:{kind}"] = session.prepare(
                 f"SELECT ids, scores FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
@@ -305,6 +354,62 @@ class CassandraStore:
         session, p = self._ensure()
         with self._errors():
             session.execute(p["mark_done"], (version, task, chunk, items))
+
+    def _station_ttl(self) -> int:
+        return int(self.options.station_ttl_seconds)
+
+    def create_station(self, *, station_id: str, state: str) -> bool:
+        session, p = self._ensure()
+        with self._errors():
+            rs = session.execute(p["create_station"], (station_id, state, self._station_ttl()))
+        return bool(rs.was_applied)
+
+    def get_station(self, *, station_id: str) -> StoredStation | None:
+        session, p = self._ensure()
+        with self._errors():
+            row = session.execute(p["get_station"], (station_id,)).one()
+        if row is None:
+            return None
+        return StoredStation(state=row.state, revision=int(row.revision))
+
+    def update_station(self, *, station_id: str, state: str, expected_revision: int) -> bool:
+        session, p = self._ensure()
+        args = (self._station_ttl(), state, expected_revision + 1, station_id, expected_revision)
+        with self._errors():
+            rs = session.execute(p["update_station"], args)
+        return bool(rs.was_applied)
+
+    def delete_station(self, *, station_id: str) -> bool:
+        session, p = self._ensure()
+        with self._errors():
+            rs = session.execute(p["delete_station"], (station_id,))
+        return bool(rs.was_applied)
+
+    def append_events(self, *, events: Sequence[EventRecord]) -> None:
+        if not events:
+            return
+        session, p = self._ensure()
+        args = [
+            (e.station_id, e.event_id, e.user_id, e.variant, e.bundle_version, e.track_id, e.kind,
+             datetime.fromtimestamp(e.at, tz=UTC))
+            for e in events
+        ]  # fmt: skip
+        with self._errors():
+            execute_concurrent_with_args(
+                session, p["append_event"], args,
+                concurrency=self.options.write_concurrency, raise_on_first_error=True,
+            )  # fmt: skip
+
+    def events(self) -> Iterator[EventRecord]:
+        session, p = self._ensure()
+        with self._errors():
+            for r in session.execute(p["events"]):  # the driver pages through the table
+                at = r.at.replace(tzinfo=UTC).timestamp() if r.at is not None else 0.0
+                yield EventRecord(
+                    station_id=r.station_id, event_id=r.event_id, user_id=r.user_id,
+                    variant=r.variant, bundle_version=r.bundle_version, track_id=r.track_id,
+                    kind=r.kind, at=at,
+                )  # fmt: skip
 
     def close(self) -> None:
         with self._lock:

@@ -14,7 +14,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from service.store.base import KINDS, RADIO, RELATED, Ranked, StoreOptions, StoreUnavailable
+from service.store.base import (
+    KINDS,
+    RADIO,
+    RELATED,
+    EventRecord,
+    Ranked,
+    StoredStation,
+    StoreOptions,
+    StoreUnavailable,
+)
 
 # (version, statements): applied in order, each at most once
 SCHEMA: list[tuple[int, list[str]]] = [
@@ -36,6 +45,21 @@ SCHEMA: list[tuple[int, list[str]]] = [
         ],
     ),
 ]
+SCHEMA.append(
+    (
+        2,
+        [
+            """CREATE TABLE IF NOT EXISTS stations (
+                station_id TEXT PRIMARY KEY, state TEXT NOT NULL, revision INTEGER NOT NULL,
+                expires_at REAL NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS station_events (
+                station_id TEXT NOT NULL, event_id TEXT NOT NULL, user_id TEXT NOT NULL,
+                variant TEXT NOT NULL, bundle_version TEXT NOT NULL, track_id TEXT NOT NULL,
+                kind TEXT NOT NULL, at REAL NOT NULL,
+                PRIMARY KEY (station_id, event_id)) WITHOUT ROWID""",
+        ],
+    )
+)
 SCHEMA_VERSION = SCHEMA[-1][0]
 _TABLES = {RADIO: ("radio_neighbours", "track_id"), RELATED: ("related_artists", "artist_id")}
 
@@ -158,6 +182,77 @@ class SqliteStore:
                 "INSERT OR REPLACE INTO precompute_progress VALUES (?, ?, ?, ?, ?)",
                 (version, task, chunk, items, time.time()),
             )
+
+    def _expires(self) -> float:
+        ttl = self.options.station_ttl_seconds
+        return time.time() + ttl if ttl > 0 else float("inf")
+
+    def create_station(self, *, station_id: str, state: str) -> bool:
+        with self._errors():
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "DELETE FROM stations WHERE station_id = ? AND expires_at < ?",
+                    (station_id, time.time()),
+                )
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO stations VALUES (?, ?, 1, ?)",
+                    (station_id, state, self._expires()),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return cur.rowcount == 1
+
+    def get_station(self, *, station_id: str) -> StoredStation | None:
+        with self._errors():
+            row = (
+                self._connection()
+                .execute(
+                    "SELECT state, revision FROM stations WHERE station_id = ? AND expires_at >= ?",
+                    (station_id, time.time()),
+                )
+                .fetchone()
+            )
+        return None if row is None else StoredStation(state=row[0], revision=int(row[1]))
+
+    def update_station(self, *, station_id: str, state: str, expected_revision: int) -> bool:
+        # the same rule as Cassandra's `IF revision = ?`: one conditional statement
+        with self._errors():
+            cur = self._connection().execute(
+                "UPDATE stations SET state = ?, revision = ?, expires_at = ? "
+                "WHERE station_id = ? AND revision = ? AND expires_at >= ?",
+                (state, expected_revision + 1, self._expires(), station_id, expected_revision,
+                 time.time()),
+            )  # fmt: skip
+        return cur.rowcount == 1
+
+    def delete_station(self, *, station_id: str) -> bool:
+        with self._errors():
+            cur = self._connection().execute(
+                "DELETE FROM stations WHERE station_id = ? AND expires_at >= ?",
+                (station_id, time.time()),
+            )
+        return cur.rowcount == 1
+
+    def append_events(self, *, events: Sequence[EventRecord]) -> None:
+        with self._errors():
+            self._connection().executemany(
+                "INSERT OR REPLACE INTO station_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(e.station_id, e.event_id, e.user_id, e.variant, e.bundle_version, e.track_id,
+                  e.kind, e.at) for e in events],
+            )  # fmt: skip
+
+    def events(self) -> Iterator[EventRecord]:
+        with self._errors():
+            rows = self._connection().execute(
+                "SELECT station_id, event_id, user_id, variant, bundle_version, track_id, kind, at "
+                "FROM station_events ORDER BY at, station_id, event_id"
+            )
+            for r in rows:
+                yield EventRecord(*r)
 
     def close(self) -> None:
         with self._lock:

@@ -12,9 +12,11 @@ import pytest
 from service.store.base import (
     RADIO,
     RELATED,
+    EventRecord,
     Ranked,
     Store,
     StoreConfigError,
+    StoredStation,
     StoreOptions,
     StoreUnavailable,
     parse_store_url,
@@ -184,3 +186,52 @@ def test_good_store_urls() -> None:
     assert parse_store_url("cassandra://a").keyspace == "segue"
     assert parse_store_url("sqlite:////abs/x.db").path == "/abs/x.db"
     assert parse_store_url("sqlite:///var/x.db").path == "var/x.db"
+
+
+# --- stations and the event log -----------------------------------------------------------------
+
+
+def test_a_station_is_created_once_read_and_deleted(store: Store) -> None:
+    assert store.get_station(station_id="s1") is None
+    assert store.create_station(station_id="s1", state='{"a": 1}')
+    assert not store.create_station(station_id="s1", state='{"a": 2}')  # the id is taken
+    got = store.get_station(station_id="s1")
+    assert got == StoredStation(state='{"a": 1}', revision=1)
+    assert store.delete_station(station_id="s1")
+    assert store.get_station(station_id="s1") is None
+    assert not store.delete_station(station_id="s1")
+
+
+def test_station_updates_are_conditional_on_the_revision(store: Store) -> None:
+    store.create_station(station_id="s2", state="r1")
+    assert store.update_station(station_id="s2", state="r2", expected_revision=1)
+    assert not store.update_station(station_id="s2", state="lost", expected_revision=1)  # stale
+    assert store.get_station(station_id="s2") == StoredStation(state="r2", revision=2)
+    assert store.update_station(station_id="s2", state="r3", expected_revision=2)
+    assert not store.update_station(station_id="nope", state="x", expected_revision=1)
+    assert store.get_station(station_id="s2") == StoredStation(state="r3", revision=3)
+
+
+def test_the_event_log_is_idempotent_by_event_id(store: Store) -> None:
+    def event(station: str, event_id: str, at: float) -> EventRecord:
+        return EventRecord(station_id=station, event_id=event_id, user_id="u1", variant="control",
+                           bundle_version="v1", track_id="t1", kind="skip", at=at)  # fmt: skip
+
+    store.append_events(events=[event("s1", "e1", 1000.5), event("s1", "e2", 1001.0)])
+    store.append_events(events=[event("s1", "e1", 1000.5), event("s2", "e1", 1002.0)])
+    store.append_events(events=[])
+    got = sorted(store.events(), key=lambda e: (e.station_id, e.event_id))
+    assert [(e.station_id, e.event_id) for e in got] == [("s1", "e1"), ("s1", "e2"), ("s2", "e1")]
+    assert got[0] == event("s1", "e1", 1000.5)
+
+
+def test_a_station_expires_after_its_ttl(store_url: str) -> None:
+    s = open_store(store_url, options=StoreOptions(station_ttl_seconds=1))
+    try:
+        s.create_station(station_id="short", state="x")
+        assert s.get_station(station_id="short") is not None
+        time.sleep(2.2)
+        assert s.get_station(station_id="short") is None
+        assert s.create_station(station_id="short", state="again")  # the id is free again
+    finally:
+        s.close()

@@ -1,0 +1,268 @@
+"""Radio queue rules: plain Python, no HTTP and no store, tested on their own (hypothesis).
+
+A station's queue starts as a weighted shuffle of its seeds' radio neighbours. Serving pops from
+the front, never repeats a track and keeps one artist `artist_gap` slots apart. Before the queue
+runs low it is refilled from the neighbours of liked tracks and of the seeds, and, when those are
+used up, from the rest of the catalogue, so a long session never runs dry while eligible tracks
+remain. Feedback reshapes the queue:
+
+- thumbs up on t: t's neighbours are merged in with a boost;
+- thumbs down on t: t never comes back, queued tracks near t (its neighbours, its artist) are
+  down-weighted, and an artist with `artist_ban_downs` downs is dropped from the station;
+- skip: a weak down (down-weights t's neighbours, counts a third of a down on its artist);
+- completed: a weak up (merges t's neighbours with a small boost).
+
+Every random choice comes from a generator seeded by the station's seed and its history, so the
+same seeds, seed number and events replay the same station.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+THUMBS_UP, THUMBS_DOWN, SKIP, COMPLETED = "thumbs_up", "thumbs_down", "skip", "completed"
+EVENT_TYPES = (THUMBS_UP, THUMBS_DOWN, SKIP, COMPLETED)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    track: str
+    artist: str
+    score: float
+
+
+class Catalogue(Protocol):
+    """What the rules need to know about tracks (the service reads it from bundle and store)."""
+
+    def neighbours(self, track: str) -> list[Candidate]:
+        """The track's radio neighbours, best first."""
+        ...
+
+    def artist_of(self, track: str) -> str | None:
+        """The track's artist, None for a track not in the catalogue."""
+        ...
+
+    def fallback(self, *, exclude: set[str], banned_artists: set[str], n: int) -> list[Candidate]:
+        """Up to n more tracks not in `exclude` nor by `banned_artists` (e.g. the most popular)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Rules:
+    artist_gap: int = 3  # a track's artist is not among the previous artist_gap tracks' artists
+    low_water: int = 30  # refill when fewer tracks are queued
+    refill_sources: int = 10  # liked tracks (most recent first) whose neighbours a refill reads
+    up_boost: float = 2.0  # thumbs up: weight of t's neighbours x (1 + up_boost)
+    weak_up_boost: float = 0.5  # completed
+    down_factor: float = 0.2  # thumbs down: queued neighbours of t, weight x down_factor
+    weak_down_factor: float = 0.6  # skip
+    artist_down_factor: float = 0.5  # thumbs down: queued tracks of t's artist
+    artist_ban_downs: float = 2.0  # downs on one artist that drop it (a skip counts 1/3)
+    skip_down: float = 1.0 / 3.0
+
+
+@dataclass
+class Queued:
+    track: str
+    artist: str
+    weight: float
+
+
+@dataclass
+class Station:
+    """A station's whole state; `to_json`/`from_json` keep it in the store."""
+
+    id: str
+    user: str
+    variant: str
+    version: str  # the bundle version the station is pinned to
+    seed: int
+    seeds: list[str]
+    queue: list[Queued] = field(default_factory=list)
+    played: list[str] = field(default_factory=list)
+    played_artists: list[str] = field(default_factory=list)
+    banned: list[str] = field(default_factory=list)
+    banned_artists: list[str] = field(default_factory=list)
+    artist_downs: dict[str, float] = field(default_factory=dict)
+    liked: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # applied client event ids, in order
+    counts: dict[str, int] = field(default_factory=dict)  # events applied per type
+    refills: int = 0
+    exhausted: bool = False  # the catalogue had nothing eligible left at the last refill
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Station:
+        fields = dict(data)
+        fields["queue"] = [Queued(**q) for q in data.get("queue", [])]
+        return cls(**fields)
+
+    def excluded(self) -> set[str]:
+        """Tracks that may never be queued again: played, seeds, thumbed down."""
+        return set(self.played) | set(self.seeds) | set(self.banned)
+
+
+def _rng(station: Station, purpose: str) -> random.Random:
+    # str seeds are hashed with sha512 by random.Random: stable across runs and machines
+    return random.Random(
+        f"{station.seed}:{purpose}:{len(station.events)}:{len(station.played)}:{station.refills}"
+    )
+
+
+def weighted_shuffle(items: list[Queued], rng: random.Random) -> list[Queued]:
+    """Efraimidis–Spirakis: heavier items tend to come first; every order is possible."""
+    keys = [math.log(1.0 - rng.random()) / max(q.weight, 1e-12) for q in items]
+    order = sorted(range(len(items)), key=lambda i: keys[i], reverse=True)
+    return [items[i] for i in order]
+
+
+def new_station(
+    *,
+    id: str,
+    user: str,
+    variant: str,
+    version: str,
+    seed: int,
+    seeds: list[str],
+    catalogue: Catalogue,
+    rules: Rules,
+) -> Station:
+    """A station whose queue is a weighted shuffle of the seeds' neighbours."""
+    station = Station(id=id, user=user, variant=variant, version=version, seed=seed, seeds=seeds)
+    merged: dict[str, Queued] = {}
+    for s in seeds:
+        _merge(
+            merged, catalogue.neighbours(s), factor=1.0, exclude=station.excluded(), banned=set()
+        )
+    station.queue = weighted_shuffle(list(merged.values()), _rng(station, "start"))
+    _top_up(station, catalogue, rules)
+    return station
+
+
+def _merge(
+    into: dict[str, Queued],
+    candidates: Iterable[Candidate],
+    *,
+    factor: float,
+    exclude: set[str],
+    banned: set[str],
+) -> None:
+    """Adds candidates (weight score x factor) or raises the weight of those already in."""
+    for c in candidates:
+        if c.track in exclude or c.artist in banned:
+            continue
+        w = max(c.score, 1e-3) * factor
+        q = into.get(c.track)
+        if q is None:
+            into[c.track] = Queued(track=c.track, artist=c.artist, weight=w)
+        else:
+            q.weight += w
+
+
+def next_tracks(station: Station, *, n: int, catalogue: Catalogue, rules: Rules) -> list[str]:
+    """Pops the next n tracks (fewer only when the catalogue has nothing eligible left)."""
+    out: list[str] = []
+    for _ in range(n):
+        if len(station.queue) < rules.low_water:
+            _top_up(station, catalogue, rules)
+        i = _pick(station, rules)
+        if i is None:
+            _top_up(station, catalogue, rules, force=True)
+            i = _pick(station, rules)
+            if i is None:
+                i = _pick(station, rules, gap=0)  # only recent artists remain eligible
+            if i is None:
+                break
+        q = station.queue.pop(i)
+        station.played.append(q.track)
+        station.played_artists.append(q.artist)
+        out.append(q.track)
+    return out
+
+
+def _pick(station: Station, rules: Rules, *, gap: int | None = None) -> int | None:
+    """The first queued track whose artist is not among the last `gap` played artists."""
+    g = rules.artist_gap if gap is None else gap
+    recent = set(station.played_artists[-g:]) if g > 0 else set()
+    for i, q in enumerate(station.queue):
+        if q.artist not in recent:
+            return i
+    return None
+
+
+def _top_up(station: Station, catalogue: Catalogue, rules: Rules, *, force: bool = False) -> None:
+    """Refills the queue from liked tracks and seeds, then from the rest of the catalogue."""
+    if station.exhausted and not force:
+        return
+    exclude = station.excluded() | {q.track for q in station.queue}
+    banned = set(station.banned_artists)
+    fresh: dict[str, Queued] = {}
+    sources = [*reversed(station.liked[-rules.refill_sources :]), *station.seeds]
+    for track in sources:
+        _merge(fresh, catalogue.neighbours(track), factor=1.0, exclude=exclude, banned=banned)
+    need = rules.low_water * 2
+    if len(fresh) < need:
+        # neighbours of the most recently played tracks, then anything eligible
+        for track in reversed(station.played[-rules.refill_sources :]):
+            _merge(fresh, catalogue.neighbours(track), factor=0.5, exclude=exclude, banned=banned)
+        if len(fresh) < need:
+            extra = catalogue.fallback(
+                exclude=exclude | set(fresh), banned_artists=banned, n=need - len(fresh)
+            )
+            _merge(fresh, extra, factor=0.1, exclude=exclude, banned=banned)
+    station.refills += 1
+    station.exhausted = not fresh and not station.queue
+    station.queue += weighted_shuffle(list(fresh.values()), _rng(station, "refill"))
+
+
+def apply(
+    station: Station, *, event_id: str, kind: str, track: str, catalogue: Catalogue, rules: Rules
+) -> bool:
+    """Applies one feedback event; False (and no change) if this event id was applied before."""
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown feedback {kind!r}; one of {EVENT_TYPES}")
+    if event_id in station.events:
+        return False
+    artist = catalogue.artist_of(track)
+    neighbours = catalogue.neighbours(track)
+    near = {c.track for c in neighbours}
+    if kind in (THUMBS_UP, COMPLETED):
+        boost = rules.up_boost if kind == THUMBS_UP else rules.weak_up_boost
+        if kind == THUMBS_UP and track not in station.liked:
+            station.liked.append(track)
+        merged = {q.track: q for q in station.queue}
+        _merge(merged, neighbours, factor=boost, exclude=station.excluded(),
+               banned=set(station.banned_artists))  # fmt: skip
+        station.queue = list(merged.values())
+    else:
+        factor = rules.down_factor if kind == THUMBS_DOWN else rules.weak_down_factor
+        for q in station.queue:
+            if q.track in near:
+                q.weight *= factor
+        if kind == THUMBS_DOWN:
+            if track not in station.banned:
+                station.banned.append(track)
+            if track in station.liked:
+                station.liked.remove(track)
+            station.queue = [q for q in station.queue if q.track != track]
+            for q in station.queue:
+                if artist is not None and q.artist == artist:
+                    q.weight *= rules.artist_down_factor
+        if artist is not None:
+            downs = station.artist_downs.get(artist, 0.0)
+            downs += 1.0 if kind == THUMBS_DOWN else rules.skip_down
+            station.artist_downs[artist] = downs
+            if downs >= rules.artist_ban_downs - 1e-9 and artist not in station.banned_artists:
+                station.banned_artists.append(artist)
+                station.queue = [q for q in station.queue if q.artist != artist]
+    station.events.append(event_id)
+    station.counts[kind] = station.counts.get(kind, 0) + 1
+    station.exhausted = False  # the queue changed: let the next refill look again
+    station.queue = weighted_shuffle(station.queue, _rng(station, "feedback"))
+    return True
