@@ -39,6 +39,9 @@ class BuildConfig:
     cooc_top_n: int = 100
     candidates_per_source: int = 50
     keep: int = 3  # published versions kept in the output directory
+    # A/B variants of the radio, copied into the manifest: {name: {"share": N,
+    # "weights": {"tracks": {feature: weight}}}}; none: every user gets the fitted weights
+    variants: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -181,7 +184,7 @@ def build_bundle(
             e: default_weights([x["model"] for x in index_entries if x["entity"] == e])
             for e in ("tracks", "artists")
         },
-        "variants": {},
+        "variants": config.variants,
     }
     writer.write_manifest(manifest)
 

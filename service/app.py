@@ -12,12 +12,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from service.api import artists, ops, tracks, users
+from service.api import artists, ops, stations, tracks, users
 from service.api.deps import VERSION_SCOPE_KEY, NotFound
 from service.bundles import BundleHolder, NoBundle
 from service.metrics import Metrics, route_label
 from service.recommend import Unavailable
 from service.settings import Settings
+from service.stations import StationBusy, StationNotFound
 from service.store.base import StoreUnavailable
 from service.stores import StoreMonitor
 
@@ -60,11 +61,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(tracks.router(settings))
     app.include_router(artists.router(settings))
     app.include_router(users.router(settings))
+    app.include_router(stations.router(settings))
     app.include_router(ops.router())
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(StationNotFound)
+    async def station_not_found(request: Request, exc: StationNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(StationBusy)
+    async def station_busy(request: Request, exc: StationBusy) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409, headers={"Retry-After": "1"})
 
     @app.exception_handler(NoBundle)
     async def no_bundle(request: Request, exc: NoBundle) -> JSONResponse:

@@ -19,6 +19,7 @@ from pathlib import Path
 from indexes.bundle import Bundle, BundleError, open_bundle, resolve_current
 from indexes.ensemble import Scorer
 from indexes.progress import log
+from service.experiments import Variant, make_variants
 
 
 @dataclass
@@ -28,6 +29,7 @@ class LoadedBundle:
     bundle: Bundle
     scorers: dict[str, Scorer]
     search_k: int | None = None
+    variants: dict[str, Variant] = field(default_factory=dict)
     refs: int = 0
     retired: bool = False
     closed: bool = field(default=False)
@@ -49,10 +51,16 @@ def load(
             entity: Scorer(bundle, entity=entity, candidates_per_source=candidates_per_source)
             for entity in ("tracks", "artists")
         }
+        try:
+            variants = make_variants(
+                bundle, control=scorers["tracks"], candidates_per_source=candidates_per_source
+            )
+        except ValueError as e:
+            raise BundleError(f"{path}: {e}") from e
     except Exception:
         bundle.close()
         raise
-    return LoadedBundle(bundle=bundle, scorers=scorers, search_k=search_k)
+    return LoadedBundle(bundle=bundle, scorers=scorers, search_k=search_k, variants=variants)
 
 
 class BundleHolder:

@@ -26,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     _build_options(p)
     p.add_argument("--keep", type=int, default=3, help="published versions to keep (default 3)")
+    p.add_argument(
+        "--variants", type=Path,
+        help='JSON file of radio A/B variants for the manifest: {"control": {"share": 1}, '
+        '"B": {"share": 1, "weights": {"tracks": {"popularity": 0}}}}',
+    )  # fmt: skip
     p.set_defaults(func=_build)
 
     p = sub.add_parser("verify", help="check a bundle (format, checksums, dims, counts)")
@@ -72,6 +77,25 @@ def main(argv: list[str] | None = None) -> int:
         "--max-chunks", type=int, default=None, help="stop after this many chunks (a partial run)"
     )
     p.set_defaults(func=_precompute)
+
+    p = sub.add_parser("events", help="the station event log")
+    events = p.add_subparsers(dest="events_command", required=True)
+    e = events.add_parser(
+        "export",
+        help="write the feedback events out: as a sessions CSV that `segue build --dataset "
+        "sessions:FILE` reads (liked and completed plays, one session per station), or raw",
+    )
+    e.add_argument("--store", help="store URL (SEGUE_STORE, default sqlite:///var/segue.db)")
+    e.add_argument(
+        "--bundles", type=Path, help="bundles directory, for artists and names (SEGUE_BUNDLES)"
+    )
+    e.add_argument("--out", type=Path, required=True, help="the CSV file to write")
+    e.add_argument(
+        "--format", choices=("sessions", "events"), default="sessions",
+        help="sessions: session,timestamp,track,artist,user,track_name,artist_name of thumbs_up "
+        "and completed events; events: every event with all its fields",
+    )  # fmt: skip
+    e.set_defaults(func=_events_export)
 
     args = parser.parse_args(argv)
     try:
@@ -136,6 +160,33 @@ def _precompute(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(report.summary())
+    return 0
+
+
+def _events_export(args: argparse.Namespace) -> int:
+    from indexes.bundle import BundleError
+    from service.events import export_events
+    from service.store.base import StoreUnavailable
+    from service.store.factory import open_store
+
+    settings = _settings(args, "events export", ("store", "bundles"))
+    if settings is None:
+        return 2
+    try:
+        store = open_store(settings.store, options=settings.store_options())
+        try:
+            counts = export_events(
+                store=store, bundles=settings.bundles, out=args.out, fmt=args.format
+            )
+        finally:
+            store.close()
+    except (StoreUnavailable, BundleError) as e:
+        print(f"segue events export: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {counts['rows']} rows to {args.out} ({counts['events']} events read, "
+        f"{counts['skipped']} left out: {counts['reasons'] or 'none'})"
+    )
     return 0
 
 
@@ -218,7 +269,17 @@ def _config(args: argparse.Namespace) -> Any:
     for name in ("dims", "trees", "search_k"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"segue: --{name.replace('_', '-')} must be at least 1")
+    variants: dict[str, Any] = {}
+    if getattr(args, "variants", None) is not None:
+        try:
+            variants = json.loads(args.variants.read_text(encoding="utf-8"))
+            from service.experiments import variant_specs
+
+            variant_specs({"variants": variants})
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"segue: --variants {args.variants}: {e}") from None
     return BuildConfig(
+        variants=variants,
         dims=args.dims,
         n_trees=args.trees,
         search_k=args.search_k,

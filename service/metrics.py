@@ -57,6 +57,13 @@ class Metrics:
             ["list", "result"],
             registry=reg,
         )
+        self.station_events = Counter(
+            "segue_station_events_total",
+            "Station events by type (created, track_served, thumbs_up, thumbs_down, skip, "
+            "completed) and experiment variant",
+            ["type", "variant"],
+            registry=reg,
+        )
         self.store_errors = Counter(
             "segue_store_errors_total",
             "Store calls that failed (store down or timed out)",

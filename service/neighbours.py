@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from indexes.ensemble import ENSEMBLE
+from indexes.ensemble import ENSEMBLE, Scorer
 from service.bundles import LoadedBundle
 from service.recommend import Item, cap_per_artist, related_artists
 from service.store.base import RADIO, RELATED, Ranked, Store, StoreUnavailable
@@ -30,10 +30,17 @@ class Listing:
 
 
 def compute_radio(
-    loaded: LoadedBundle, *, row: int, size: int, artist_cap: int, per_source: int
+    loaded: LoadedBundle,
+    *,
+    row: int,
+    size: int,
+    artist_cap: int,
+    per_source: int,
+    scorer: Scorer | None = None,
 ) -> list[Item]:
-    """The top `size` radio neighbours of a track by the ensemble, at most `artist_cap` per artist."""
-    scorer = loaded.scorers["tracks"]
+    """The top `size` radio neighbours of a track by the ensemble (the bundle's weights, or a
+    variant's `scorer`), at most `artist_cap` per artist."""
+    scorer = scorer or loaded.scorers["tracks"]
     rows, scores = scorer.top(row, scorer.n_items, source=ENSEMBLE, per_source=per_source)
     artist = loaded.bundle.tracks.artist
     assert artist is not None

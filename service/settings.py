@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.store.base import StoreConfigError, StoreOptions, parse_store_url
+
+if TYPE_CHECKING:
+    from service.stations import StationConfig
 
 
 class Settings(BaseSettings):
@@ -71,6 +75,11 @@ class Settings(BaseSettings):
         120, ge=5, le=999, description="ensemble candidates from each source for radio lists"
     )
 
+    station_ttl_seconds: int = Field(
+        7 * 24 * 3600, ge=0, description="a station expires this long after its last use (0: never)"
+    )
+    radio_artist_gap: int = Field(3, ge=0, le=50, description="slots between tracks of one artist")
+
     @field_validator("store")
     @classmethod
     def _store_url(cls, value: str) -> str:
@@ -108,6 +117,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"bad replication entry {k!r}: {v!r}")
         return value
 
+    def station_config(self) -> StationConfig:
+        from service.radio import Rules
+        from service.stations import StationConfig
+
+        return StationConfig(
+            rules=Rules(artist_gap=self.radio_artist_gap),
+            radio_size=self.radio_size,
+            radio_artist_cap=self.radio_artist_cap,
+            per_source=self.radio_candidates_per_source,
+        )
+
     def store_options(self) -> StoreOptions:
         return StoreOptions(
             timeout_seconds=self.store_timeout_seconds,
@@ -118,6 +138,7 @@ class Settings(BaseSettings):
                 (str(k), str(v)) for k, v in json.loads(self.cassandra_replication).items()
             ),
             ttl_seconds=self.store_ttl_seconds,
+            station_ttl_seconds=self.station_ttl_seconds,
             protocol_version=self.cassandra_protocol_version,
             local_dc=self.cassandra_local_dc,
             username=self.cassandra_username,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
 
 
 class ArtistRef(BaseModel):
@@ -66,6 +68,70 @@ class RadioNeighbours(BaseModel):
 class Recommendations(BaseModel):
     user: str
     items: list[RecommendedTrack]
+
+
+class StationCreate(BaseModel):
+    """Seeds: tracks, artists (each stands for its most listened tracks), or several of both."""
+
+    model_config = {"extra": "forbid"}
+
+    user_id: str = Field(min_length=1, max_length=256)
+    tracks: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default=[], max_length=20
+    )
+    artists: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default=[], max_length=20
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        lt=2**31,
+        description="replay: the same seed, seeds and events give the same station",
+    )
+
+    @model_validator(mode="after")
+    def _some_seed(self) -> StationCreate:
+        if not self.tracks and not self.artists:
+            raise ValueError("give at least one seed: tracks or artists")
+        return self
+
+
+class Station(BaseModel):
+    id: str
+    user_id: str
+    variant: str = Field(description="the experiment variant of the user")
+    bundle_version: str = Field(description="the bundle version the station is pinned to")
+    seed: int
+    seeds: list[str] = Field(description="seed track ids")
+    played: int
+    queued: int
+    liked: list[str]
+    thumbed_down: list[str]
+    dropped_artists: list[str]
+    events: dict[str, int] = Field(description="feedback events applied, per type")
+    revision: int
+
+
+class StationTracks(BaseModel):
+    station_id: str
+    items: list[Track] = Field(description="the next tracks, in order; the station has advanced")
+
+
+class Feedback(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    event_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="the client's id of this event: a retried call changes nothing",
+    )
+    track_id: str = Field(min_length=1, max_length=256)
+    type: Literal["thumbs_up", "thumbs_down", "skip", "completed"]
+
+
+class FeedbackResult(BaseModel):
+    applied: bool = Field(description="false when this event id was applied before")
+    station: Station
 
 
 class Problem(BaseModel):

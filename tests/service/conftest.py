@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -92,7 +93,16 @@ def stop_server(server: Server) -> None:
 @pytest.fixture(scope="session")
 def served_build(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
     root = tmp_path_factory.mktemp("served") / "bundles"
-    return build_bundle(generate_synthetic(n_tracks=1500, seed=21), out=root, config=TINY)
+    # two experiment variants: the fitted weights, and the same without the popularity features
+    variants = {
+        "control": {"share": 1},
+        "fewer-hits": {
+            "share": 1,
+            "weights": {"tracks": {"popularity": 0.0, "rank:popularity": 0.0}},
+        },
+    }
+    config = dataclasses.replace(TINY, variants=variants)
+    return build_bundle(generate_synthetic(n_tracks=1500, seed=21), out=root, config=config)
 
 
 @pytest.fixture(scope="session")

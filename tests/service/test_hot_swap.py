@@ -23,6 +23,11 @@ def test_hot_swap_under_a_stream_of_requests(tmp_path: Path) -> None:
     server = start_server(root=root, tmp=tmp_path)
     try:
         wait_ready(server)
+        # a station made on the first bundle, with some history
+        station = httpx.post(f"{server.url}/v1/stations",
+                             json={"user_id": "u0001", "tracks": ["t000"]}).json()  # fmt: skip
+        sid = station["id"]
+        before = httpx.get(f"{server.url}/v1/stations/{sid}/tracks", params={"limit": 5}).json()
         statuses: Counter[int] = Counter()
         versions: list[str] = []
         failures: list[str] = []
@@ -65,6 +70,19 @@ def test_hot_swap_under_a_stream_of_requests(tmp_path: Path) -> None:
         assert seen[first.version] > 0 and seen[second.version] > 0, seen
         assert versions[-30:] == [second.version] * 30
         assert statuses[200] == sum(statuses.values()) > 100
+
+        # the station stays pinned to the first version and keeps working on the second
+        played = [t["id"] for t in before["items"]]
+        after = httpx.get(f"{server.url}/v1/stations/{sid}/tracks", params={"limit": 10})
+        assert after.status_code == 200, after.text
+        assert after.headers["x-bundle-version"] == second.version
+        more = [t["id"] for t in after.json()["items"]]
+        assert len(more) == 10 and not set(more) & set(played)
+        fb = httpx.post(f"{server.url}/v1/stations/{sid}/feedback",
+                        json={"event_id": "e1", "track_id": more[0], "type": "thumbs_up"})  # fmt: skip
+        assert fb.status_code == 200, fb.text
+        view = fb.json()["station"]
+        assert view["bundle_version"] == first.version and view["played"] == 15
     finally:
         stop_server(server)
 

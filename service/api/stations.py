@@ -1,0 +1,108 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from service import stations
+from service.api import schemas
+from service.api.deps import NotFound, loaded_bundle, metrics, stores, track_out, track_row
+from service.bundles import LoadedBundle
+from service.metrics import Metrics
+from service.radio import Station
+from service.settings import Settings
+from service.stores import StoreMonitor
+
+StationId = Annotated[str, Path(min_length=1, max_length=64)]
+Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
+Stores = Annotated[StoreMonitor, Depends(stores)]
+M = Annotated[Metrics, Depends(metrics)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": schemas.Problem},
+    503: {"model": schemas.Unavailable},
+}
+
+
+def view(station: Station, revision: int) -> schemas.Station:
+    return schemas.Station(
+        id=station.id, user_id=station.user, variant=station.variant,
+        bundle_version=station.version, seed=station.seed, seeds=station.seeds,
+        played=len(station.played), queued=len(station.queue), liked=station.liked,
+        thumbed_down=station.banned, dropped_artists=station.banned_artists,
+        events=station.counts, revision=revision,
+    )  # fmt: skip
+
+
+def router(settings: Settings) -> APIRouter:
+    r = APIRouter(prefix="/v1/stations", tags=["stations"])
+    config = settings.station_config()
+
+    @r.post("", status_code=201, response_model=schemas.Station, responses=ERRORS)
+    async def create_station(
+        body: schemas.StationCreate, loaded: Loaded, monitor: Stores, m: M
+    ) -> schemas.Station:
+        """Starts a station from seed tracks and/or artists: a weighted shuffle of the seeds'
+        radio neighbours, pinned to the served bundle, in the user's experiment variant."""
+        b = loaded.bundle
+        for t in body.tracks:
+            track_row(b, t)
+        for a in body.artists:
+            if b.artists.row_of(a) is None:
+                raise NotFound("artist", a)
+        seeds = stations.seed_tracks(loaded, tracks=body.tracks, artists=body.artists,
+                                     per_artist=config.seed_tracks_per_artist)  # fmt: skip
+        station, revision = await run_in_threadpool(
+            stations.create, loaded, monitor.store(), user=body.user_id, seeds=seeds,
+            config=config, seed=body.seed,
+        )  # fmt: skip
+        m.station_events.labels("created", station.variant).inc()
+        return view(station, revision)
+
+    @r.get("/{station_id}", response_model=schemas.Station, responses=ERRORS)
+    async def get_station(station_id: StationId, monitor: Stores) -> schemas.Station:
+        station, revision = await run_in_threadpool(
+            stations.get, monitor.store(), station_id=station_id
+        )
+        return view(station, revision)
+
+    @r.get("/{station_id}/tracks", response_model=schemas.StationTracks, responses=ERRORS)
+    async def next_tracks(
+        station_id: StationId,
+        loaded: Loaded,
+        monitor: Stores,
+        m: M,
+        limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    ) -> schemas.StationTracks:
+        """The station's next tracks; this advances the station (they count as played)."""
+        station, tracks = await run_in_threadpool(
+            stations.next_tracks, loaded, monitor.store(), station_id=station_id, n=limit,
+            config=config,
+        )  # fmt: skip
+        m.station_events.labels("track_served", station.variant).inc(len(tracks))
+        b = loaded.bundle
+        rows = [b.tracks.row_of(t) for t in tracks]
+        return schemas.StationTracks(
+            station_id=station_id,
+            items=[track_out(b, row) for row in rows if row is not None],
+        )
+
+    @r.post("/{station_id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)
+    async def feedback(
+        station_id: StationId, body: schemas.Feedback, loaded: Loaded, monitor: Stores, m: M
+    ) -> schemas.FeedbackResult:
+        """thumbs_up, thumbs_down, skip or completed on a track. Idempotent by `event_id`."""
+        track_row(loaded.bundle, body.track_id)
+        station, applied = await run_in_threadpool(
+            stations.feedback, loaded, monitor.store(), station_id=station_id,
+            event_id=body.event_id, kind=body.type, track=body.track_id, config=config,
+        )  # fmt: skip
+        if applied:
+            m.station_events.labels(body.type, station.variant).inc()
+        stored = await run_in_threadpool(stations.get, monitor.store(), station_id=station_id)
+        return schemas.FeedbackResult(applied=applied, station=view(*stored))
+
+    @r.delete("/{station_id}", status_code=204, responses=ERRORS)
+    async def delete_station(station_id: StationId, monitor: Stores) -> Response:
+        await run_in_threadpool(stations.delete, monitor.store(), station_id=station_id)
+        return Response(status_code=204)
+
+    return r

@@ -1,0 +1,232 @@
+"""Radio stations: load, apply, persist. The queue rules are in `radio.py`; this module gives
+them a catalogue (bundle + store), keeps each station in the store and updates it with a
+conditional write on its revision, retrying on conflict, so concurrent calls never lose an event.
+
+A station is pinned to the bundle version that created it: its radio lists are read from the
+store under that version (and its variant). While that version is the one served, a missing list
+is computed and written back; after a hot swap, a list the store does not have is computed from
+the bundle now served (the station keeps its own state, seeds and history either way).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from service import radio
+from service.bundles import LoadedBundle
+from service.experiments import CONTROL, assign, store_version
+from service.neighbours import compute_radio, ranked
+from service.radio import Candidate, Rules, Station
+from service.store.base import RADIO, EventRecord, Store
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    rules: Rules = field(default_factory=Rules)
+    radio_size: int = 250
+    radio_artist_cap: int = 10
+    per_source: int = 120
+    seed_tracks_per_artist: int = 3  # an artist seed stands for its most listened tracks
+    max_attempts: int = 100  # conditional writes tried before giving up (busy station)
+
+
+class StationNotFound(Exception):
+    def __init__(self, station_id: str) -> None:
+        super().__init__(f"station {station_id!r} not found")
+
+
+class StationBusy(Exception):
+    """Too many concurrent updates of one station; the client may retry."""
+
+
+class BundleCatalogue:
+    """radio.Catalogue over the served bundle and the store's radio lists of one station."""
+
+    def __init__(
+        self, loaded: LoadedBundle, store: Store, *, version: str, variant: str,
+        config: StationConfig,
+    ) -> None:  # fmt: skip
+        self.loaded, self.store, self.config = loaded, store, config
+        self.version, self.variant = version, variant
+        self.key = store_version(version, variant)
+        self.tracks = loaded.bundle.tracks
+        self._seen: dict[str, list[Candidate]] = {}
+
+    def artist_of(self, track: str) -> str | None:
+        row = self.tracks.row_of(track)
+        if row is None:
+            return None
+        assert self.tracks.artist is not None
+        return self.loaded.bundle.artists.id_of(int(self.tracks.artist[row]))
+
+    def _candidates(self, ids: list[str], scores: list[float]) -> list[Candidate]:
+        out = []
+        for t, s in zip(ids, scores, strict=True):
+            artist = self.artist_of(t)
+            if artist is not None:  # a track the served bundle no longer has is left out
+                out.append(Candidate(track=t, artist=artist, score=float(s)))
+        return out
+
+    def neighbours(self, track: str) -> list[Candidate]:
+        if track in self._seen:
+            return self._seen[track]
+        cached = self.store.get(kind=RADIO, version=self.key, key=track)
+        if cached is not None:
+            result = self._candidates(cached.ids, cached.scores)
+        else:
+            row = self.tracks.row_of(track)
+            if row is None:
+                result = []
+            else:
+                pinned = self.loaded.version == self.version
+                variant = self.loaded.variants.get(self.variant if pinned else CONTROL)
+                items = compute_radio(
+                    self.loaded, row=row, size=self.config.radio_size,
+                    artist_cap=self.config.radio_artist_cap, per_source=self.config.per_source,
+                    scorer=variant.scorer if variant is not None else None,
+                )  # fmt: skip
+                r = ranked(self.loaded, items)
+                if pinned:  # only lists of the station's own version go under its key
+                    self.store.put_many(kind=RADIO, version=self.key, items=[(track, r)])
+                result = self._candidates(r.ids, r.scores)
+        self._seen[track] = result
+        return result
+
+    def fallback(self, *, exclude: set[str], banned_artists: set[str], n: int) -> list[Candidate]:
+        """The most listened eligible tracks, then any eligible track of the catalogue."""
+        out: list[Candidate] = []
+        for row in self._rows_by_popularity():
+            t = self.tracks.id_of(row)
+            if t in exclude:
+                continue
+            artist = self.artist_of(t)
+            if artist is None or artist in banned_artists:
+                continue
+            out.append(Candidate(track=t, artist=artist, score=0.01))
+            if len(out) >= n:
+                break
+        return out
+
+    def _rows_by_popularity(self) -> Iterator[int]:
+        popular = self.loaded.scorers["tracks"].popular
+        yield from (int(r) for r in popular)
+        seen = set(popular.tolist())
+        for row in range(len(self.tracks)):
+            if row not in seen:
+                yield row
+
+
+def seed_tracks(
+    loaded: LoadedBundle, *, tracks: list[str], artists: list[str], per_artist: int
+) -> list[str]:
+    """The seed tracks: the given tracks, and each artist's most listened tracks."""
+    out = list(dict.fromkeys(tracks))
+    t = loaded.bundle.tracks
+    assert t.artist is not None
+    for a in artists:
+        row = loaded.bundle.artists.row_of(a)
+        if row is None:
+            continue
+        rows = np.flatnonzero(np.asarray(t.artist) == row)
+        best = rows[np.argsort(-np.asarray(t.listeners)[rows], kind="stable")][:per_artist]
+        out += [t.id_of(int(r)) for r in best if t.id_of(int(r)) not in out]
+    return out
+
+
+def create(
+    loaded: LoadedBundle, store: Store, *, user: str, seeds: list[str], config: StationConfig,
+    seed: int | None = None,
+) -> tuple[Station, int]:  # fmt: skip
+    """A new station (revision 1) pinned to the served bundle, in the user's variant."""
+    variant = assign(user, loaded.variants) if loaded.variants else CONTROL
+    station_id = uuid.uuid4().hex
+    catalogue = BundleCatalogue(loaded, store, version=loaded.version, variant=variant,
+                                config=config)  # fmt: skip
+    station = radio.new_station(
+        id=station_id, user=user, variant=variant, version=loaded.version,
+        seed=seed if seed is not None else random.getrandbits(31), seeds=seeds,
+        catalogue=catalogue, rules=config.rules,
+    )  # fmt: skip
+    if not store.create_station(station_id=station_id, state=_dump(station)):
+        raise StationBusy(f"station id {station_id} already taken; try again")
+    return station, 1
+
+
+def get(store: Store, *, station_id: str) -> tuple[Station, int]:
+    stored = store.get_station(station_id=station_id)
+    if stored is None:
+        raise StationNotFound(station_id)
+    return Station.from_json(_load(stored.state)), stored.revision
+
+
+def next_tracks(
+    loaded: LoadedBundle, store: Store, *, station_id: str, n: int, config: StationConfig
+) -> tuple[Station, list[str]]:
+    """Advances the station by up to n tracks (a conditional write; retried on conflict)."""
+    for attempt in range(config.max_attempts):
+        station, revision = get(store, station_id=station_id)
+        catalogue = BundleCatalogue(loaded, store, version=station.version,
+                                    variant=station.variant, config=config)  # fmt: skip
+        tracks = radio.next_tracks(station, n=n, catalogue=catalogue, rules=config.rules)
+        if store.update_station(
+            station_id=station_id, state=_dump(station), expected_revision=revision
+        ):
+            return station, tracks
+        _backoff(attempt)
+    raise StationBusy(f"station {station_id!r} is busy; try again")
+
+
+def feedback(
+    loaded: LoadedBundle, store: Store, *, station_id: str, event_id: str, kind: str, track: str,
+    config: StationConfig,
+) -> tuple[Station, bool]:  # fmt: skip
+    """Applies one event exactly once (by event id) and logs it; (station, newly applied)."""
+    for attempt in range(config.max_attempts):
+        station, revision = get(store, station_id=station_id)
+        if event_id in station.events:  # a retry: nothing changes (the log write is idempotent)
+            _log(store, station, event_id=event_id, kind=kind, track=track)
+            return station, False
+        catalogue = BundleCatalogue(loaded, store, version=station.version,
+                                    variant=station.variant, config=config)  # fmt: skip
+        radio.apply(station, event_id=event_id, kind=kind, track=track, catalogue=catalogue,
+                    rules=config.rules)  # fmt: skip
+        if store.update_station(
+            station_id=station_id, state=_dump(station), expected_revision=revision
+        ):
+            _log(store, station, event_id=event_id, kind=kind, track=track)
+            return station, True
+        _backoff(attempt)
+    raise StationBusy(f"station {station_id!r} is busy; try again")
+
+
+def delete(store: Store, *, station_id: str) -> None:
+    if not store.delete_station(station_id=station_id):
+        raise StationNotFound(station_id)
+
+
+def _log(store: Store, station: Station, *, event_id: str, kind: str, track: str) -> None:
+    store.append_events(events=[EventRecord(
+        station_id=station.id, event_id=event_id, user_id=station.user, variant=station.variant,
+        bundle_version=station.version, track_id=track, kind=kind, at=time.time(),
+    )])  # fmt: skip
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.2, 0.005 * 2 ** min(attempt, 6))))
+
+
+def _dump(station: Station) -> str:
+    return json.dumps(station.to_json(), separators=(",", ":"))
+
+
+def _load(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    return data
