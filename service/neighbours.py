@@ -96,10 +96,18 @@ def related(loaded: LoadedBundle, store: Store | None, *, row: int, limit: int) 
 
 def ranked(loaded: LoadedBundle, items: list[Item], *, entity: str = "tracks") -> Ranked:
     ents = loaded.bundle.entities[entity]
-    return Ranked(ids=[ents.id_of(i.row) for i in items], scores=[i.score for i in items])
+    return Ranked(
+        ids=[ents.id_of(i.row) for i in items],
+        scores=[i.score for i in items],
+        rows=[i.row for i in items],
+    )
 
 
 def _rows(cached: Ranked, *, row_of: Callable[[str], int | None]) -> list[Item]:
+    if cached.rows is not None:  # rows of the list's own bundle version: no id lookups
+        return [
+            Item(row=r, score=float(s)) for r, s in zip(cached.rows, cached.scores, strict=True)
+        ]
     out = []
     for external, score in zip(cached.ids, cached.scores, strict=True):
         r = row_of(external)

@@ -25,7 +25,7 @@ from service.bundles import LoadedBundle
 from service.experiments import CONTROL, assign, store_version
 from service.neighbours import compute_radio, ranked
 from service.radio import Candidate, Rules, Station
-from service.store.base import RADIO, EventRecord, Store
+from service.store.base import RADIO, EventRecord, Ranked, Store
 
 
 @dataclass(frozen=True)
@@ -67,26 +67,33 @@ class BundleCatalogue:
         assert self.tracks.artist is not None
         return self.loaded.bundle.artists.id_of(int(self.tracks.artist[row]))
 
-    def _candidates(self, ids: list[str], scores: list[float]) -> list[Candidate]:
+    def _candidates(self, ranked: Ranked, *, same_version: bool) -> list[Candidate]:
         out = []
-        for t, s in zip(ids, scores, strict=True):
-            artist = self.artist_of(t)
-            if artist is not None:  # a track the served bundle no longer has is left out
-                out.append(Candidate(track=t, artist=artist, score=float(s)))
+        artist = self.tracks.artist
+        assert artist is not None
+        artists = self.loaded.bundle.artists
+        if same_version and ranked.rows is not None:  # rows of this very bundle: no lookups
+            for t, r, s in zip(ranked.ids, ranked.rows, ranked.scores, strict=True):
+                out.append(Candidate(track=t, artist=artists.id_of(int(artist[r])), score=float(s)))
+            return out
+        for t, s in zip(ranked.ids, ranked.scores, strict=True):
+            a = self.artist_of(t)
+            if a is not None:  # a track the served bundle no longer has is left out
+                out.append(Candidate(track=t, artist=a, score=float(s)))
         return out
 
     def neighbours(self, track: str) -> list[Candidate]:
         if track in self._seen:
             return self._seen[track]
         cached = self.store.get(kind=RADIO, version=self.key, key=track)
+        pinned = self.loaded.version == self.version
         if cached is not None:
-            result = self._candidates(cached.ids, cached.scores)
+            result = self._candidates(cached, same_version=pinned)
         else:
             row = self.tracks.row_of(track)
             if row is None:
                 result = []
             else:
-                pinned = self.loaded.version == self.version
                 variant = self.loaded.variants.get(self.variant if pinned else CONTROL)
                 items = compute_radio(
                     self.loaded, row=row, size=self.config.radio_size,
@@ -96,7 +103,7 @@ class BundleCatalogue:
                 r = ranked(self.loaded, items)
                 if pinned:  # only lists of the station's own version go under its key
                     self.store.put_many(kind=RADIO, version=self.key, items=[(track, r)])
-                result = self._candidates(r.ids, r.scores)
+                result = self._candidates(r, same_version=True)
         self._seen[track] = result
         return result
 

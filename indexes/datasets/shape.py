@@ -148,6 +148,9 @@ class Dataset:
     interactions_from_sequences: bool  # True: interactions are the sum of the sequences
     tracks_are_artists: bool = False  # True: one pseudo-track per artist (artist-only sources)
     report: LoadReport = field(default_factory=LoadReport)
+    # what generated data knows for sure (synthetic: "track_genre", "user_genres"); empty for
+    # real data. Benchmarks use it to simulate listeners; no model sees it.
+    truth: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_users(self) -> int:

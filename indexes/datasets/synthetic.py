@@ -198,6 +198,7 @@ def generate_synthetic(*, n_tracks: int = 5000, seed: int = 42) -> Dataset:
         sequences=sequences,
         interactions_from_sequences=True,
         report=LoadReport(),
+        truth={"track_genre": track_genre, "genre_names": genre_names},
     )
 
 

@@ -22,14 +22,20 @@ KINDS = (RADIO, RELATED)
 
 @dataclass(frozen=True)
 class Ranked:
-    """A ranked list of external ids with their scores, best first."""
+    """A ranked list of external ids with their scores, best first.
+
+    `rows` are the same items as rows of the bundle version the list is keyed by (lists are
+    always keyed by version, so they stay valid): a reader needs no id lookups."""
 
     ids: list[str]
     scores: list[float]
+    rows: list[int] | None = None
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.scores):
             raise ValueError(f"{len(self.ids)} ids but {len(self.scores)} scores")
+        if self.rows is not None and len(self.rows) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.rows)} rows")
 
 
 @dataclass(frozen=True)

@@ -53,18 +53,23 @@ SCHEMA_COMPONENT = "segue"
 
 
 def schema(keyspace: str, *, ttl_seconds: int) -> list[tuple[int, list[str]]]:
-    """(version, statements), applied in order, each version at most once."""
+    """(version, statements), applied in order, each version at most once.
+
+    Lists are frozen: always written whole, one cell each (a non-frozen list is a cell per
+    element plus a tombstone on every overwrite)."""
     ttl = int(ttl_seconds)
     return [
         (
             1,
             [
                 f"""CREATE TABLE IF NOT EXISTS {keyspace}.radio_neighbours (
-                    bundle_version text, track_id text, ids list<text>, scores list<float>,
+                    bundle_version text, track_id text, ids frozen<list<text>>, scores frozen<list<float>>,
+                    rows frozen<list<int>>,
                     PRIMARY KEY ((bundle_version, track_id)))
                     WITH default_time_to_live = {ttl}""",
                 f"""CREATE TABLE IF NOT EXISTS {keyspace}.related_artists (
-                    bundle_version text, artist_id text, ids list<text>, scores list<float>,
+                    bundle_version text, artist_id text, ids frozen<list<text>>, scores frozen<list<float>>,
+                    rows frozen<list<int>>,
                     PRIMARY KEY ((bundle_version, artist_id)))
                     WITH default_time_to_live = {ttl}""",
                 f"""CREATE TABLE IF NOT EXISTS {keyspace}.precompute_progress (
@@ -298,11 +303,11 @@ class CassandraStore:
             p[name].serial_consistency_level = self.serial
         for kind, (table, column) in _TABLES.items():
             p[f"get:{kind}"] = session.prepare(
-                f"SELECT ids, scores FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
+                f"SELECT ids, scores, rows FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
             )
             p[f"put:{kind}"] = session.prepare(
-                f"INSERT INTO {ks}.{table} (bundle_version, {column}, ids, scores) "
-                "VALUES (?, ?, ?, ?) USING TTL ?"
+                f"INSERT INTO {ks}.{table} (bundle_version, {column}, ids, scores, rows) "
+                "VALUES (?, ?, ?, ?, ?) USING TTL ?"
             )
         return p
 
@@ -327,7 +332,11 @@ class CassandraStore:
             row = session.execute(p[f"get:{kind}"], (version, key)).one()
         if row is None:
             return None
-        return Ranked(ids=list(row.ids or []), scores=[float(s) for s in row.scores or []])
+        return Ranked(
+            ids=list(row.ids or []),
+            scores=[float(s) for s in row.scores or []],
+            rows=None if row.rows is None else list(row.rows),
+        )
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
         _check(kind)
@@ -335,7 +344,7 @@ class CassandraStore:
             return
         session, p = self._ensure()
         ttl = int(self.options.ttl_seconds)
-        args = [(version, key, r.ids, r.scores, ttl) for key, r in items]
+        args = [(version, key, r.ids, r.scores, r.rows, ttl) for key, r in items]
         with self._errors():
             execute_concurrent_with_args(
                 session,

@@ -32,11 +32,11 @@ SCHEMA: list[tuple[int, list[str]]] = [
         [
             """CREATE TABLE IF NOT EXISTS radio_neighbours (
                 bundle_version TEXT NOT NULL, track_id TEXT NOT NULL,
-                ids TEXT NOT NULL, scores TEXT NOT NULL, computed_at REAL NOT NULL,
+                ids TEXT NOT NULL, scores TEXT NOT NULL, rows TEXT, computed_at REAL NOT NULL,
                 PRIMARY KEY (bundle_version, track_id)) WITHOUT ROWID""",
             """CREATE TABLE IF NOT EXISTS related_artists (
                 bundle_version TEXT NOT NULL, artist_id TEXT NOT NULL,
-                ids TEXT NOT NULL, scores TEXT NOT NULL, computed_at REAL NOT NULL,
+                ids TEXT NOT NULL, scores TEXT NOT NULL, rows TEXT, computed_at REAL NOT NULL,
                 PRIMARY KEY (bundle_version, artist_id)) WITHOUT ROWID""",
             """CREATE TABLE IF NOT EXISTS precompute_progress (
                 bundle_version TEXT NOT NULL, task TEXT NOT NULL, chunk INTEGER NOT NULL,
@@ -137,26 +137,31 @@ class SqliteStore:
             row = (
                 self._connection()
                 .execute(
-                    f"SELECT ids, scores FROM {table} WHERE bundle_version = ? AND {column} = ?",
+                    f"SELECT ids, scores, rows FROM {table} WHERE bundle_version = ? AND {column} = ?",
                     (version, key),
                 )
                 .fetchone()
             )
         if row is None:
             return None
-        return Ranked(ids=json.loads(row[0]), scores=json.loads(row[1]))
+        rows = json.loads(row[2]) if row[2] is not None else None
+        return Ranked(ids=json.loads(row[0]), scores=json.loads(row[1]), rows=rows)
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
         table, column = _table(kind)
         now = time.time()
-        rows = [(version, key, json.dumps(r.ids), json.dumps(r.scores), now) for key, r in items]
+        rows = [
+            (version, key, json.dumps(r.ids), json.dumps(r.scores),
+             None if r.rows is None else json.dumps(r.rows), now)
+            for key, r in items
+        ]  # fmt: skip
         with self._errors():
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(
                     f"INSERT OR REPLACE INTO {table} (bundle_version, {column}, ids, scores, "
-                    "computed_at) VALUES (?, ?, ?, ?, ?)",
+                    "rows, computed_at) VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 conn.execute("COMMIT")

@@ -235,3 +235,11 @@ def test_a_station_expires_after_its_ttl(store_url: str) -> None:
         assert s.create_station(station_id="short", state="again")  # the id is free again
     finally:
         s.close()
+
+
+def test_rows_travel_with_a_list(store: Store) -> None:
+    with_rows = Ranked(ids=["t7", "t3"], scores=[0.5, 0.25], rows=[7, 3])
+    store.put_many(kind=RADIO, version="v1", items=[("t1", with_rows)])
+    assert store.get(kind=RADIO, version="v1", key="t1") == with_rows
+    with pytest.raises(ValueError, match="rows"):
+        Ranked(ids=["a"], scores=[1.0], rows=[1, 2])

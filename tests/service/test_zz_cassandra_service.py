@@ -1,4 +1,5 @@
-"""The service on a real Cassandra: read-through, precompute, and a real outage.
+"""The service on a real Cassandra: read-through, precompute, concurrent station feedback, and
+a real outage. (The file name sorts last: the outage test stops and restarts Cassandra.)
 
 The outage test stops the Cassandra process (scripts/cassandra stop) while `segue serve` runs,
 checks the 503s and the endpoints that keep working, starts Cassandra again and checks that the
@@ -12,7 +13,9 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -96,6 +99,46 @@ def test_precompute_into_cassandra_then_serve_from_it(
     artists = [a["id"] for a in http.get("/v1/artists", params={"limit": 10}).json()["items"]]
     for artist in artists:
         assert http.get(f"/v1/artists/{artist}/related").json()["source"] == "cache"
+
+
+def test_concurrent_feedback_on_one_station_is_applied_exactly_once(
+    cassandra_server: Server, keyspace: str
+) -> None:
+    http = cassandra_server.client()
+    seed = some_tracks(http, 12)[11]
+    sid = http.post("/v1/stations", json={"user_id": "u0002", "tracks": [seed]}).json()["id"]
+    played = [
+        t["id"]
+        for t in http.get(f"/v1/stations/{sid}/tracks", params={"limit": 40}).json()["items"]
+    ]
+    kinds = ["thumbs_up", "skip", "completed", "thumbs_down"]
+    calls = [(f"ev-{i}", played[i], kinds[i % 4]) for i in range(40)]
+    calls += [(f"ev-{i}", played[i], kinds[i % 4]) for i in range(0, 40, 4)]  # 10 duplicates
+    results: list[tuple[str, int, bool]] = []
+
+    def send(call: tuple[str, str, str]) -> None:
+        event_id, track, kind = call
+        # a new connection per call: both workers take part
+        r = httpx.post(f"{cassandra_server.url}/v1/stations/{sid}/feedback",
+                       json={"event_id": event_id, "track_id": track, "type": kind}, timeout=60)  # fmt: skip
+        results.append((event_id, r.status_code, r.status_code == 200 and r.json()["applied"]))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(send, calls))
+    assert all(code == 200 for _, code, _ in results), [r for r in results if r[1] != 200][:5]
+    applied = Counter(e for e, _, a in results if a)
+    assert sorted(applied) == sorted(f"ev-{i}" for i in range(40))  # each one exactly once
+    assert set(applied.values()) == {1}
+    station = http.get(f"/v1/stations/{sid}").json()
+    assert station["events"] == {"thumbs_up": 10, "skip": 10, "completed": 10, "thumbs_down": 10}
+    assert station["revision"] == 1 + 1 + 40  # created, one pull, 40 events: none lost
+    c = cassandra.cluster()
+    try:
+        rows = list(c.connect().execute(
+            f"SELECT event_id FROM {keyspace}.station_events WHERE station_id = %s", (sid,)))  # fmt: skip
+    finally:
+        c.shutdown()
+    assert sorted(r.event_id for r in rows) == sorted(f"ev-{i}" for i in range(40))
 
 
 def _until(check: object, *, timeout: float, what: str) -> None:
