@@ -194,13 +194,14 @@ def next_tracks(
 def feedback(
     loaded: LoadedBundle, store: Store, *, station_id: str, event_id: str, kind: str, track: str,
     config: StationConfig,
-) -> tuple[Station, bool]:  # fmt: skip
-    """Applies one event exactly once (by event id) and logs it; (station, newly applied)."""
+) -> tuple[Station, int, bool]:  # fmt: skip
+    """Applies one event exactly once (by event id) and logs it: (station, revision, newly
+    applied)."""
     for attempt in range(config.max_attempts):
         station, revision = get(store, station_id=station_id)
         if event_id in station.events:  # a retry: nothing changes (the log write is idempotent)
             _log(store, station, event_id=event_id, kind=kind, track=track)
-            return station, False
+            return station, revision, False
         catalogue = BundleCatalogue(loaded, store, version=station.version,
                                     variant=station.variant, config=config)  # fmt: skip
         radio.apply(station, event_id=event_id, kind=kind, track=track, catalogue=catalogue,
@@ -209,7 +210,7 @@ def feedback(
             station_id=station_id, state=_dump(station), expected_revision=revision
         ):
             _log(store, station, event_id=event_id, kind=kind, track=track)
-            return station, True
+            return station, revision + 1, True
         _backoff(attempt)
     raise StationBusy(f"station {station_id!r} is busy; try again")
 

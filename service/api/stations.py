@@ -91,14 +91,13 @@ def router(settings: Settings) -> APIRouter:
     ) -> schemas.FeedbackResult:
         """thumbs_up, thumbs_down, skip or completed on a track. Idempotent by `event_id`."""
         track_row(loaded.bundle, body.track_id)
-        station, applied = await run_in_threadpool(
+        station, revision, applied = await run_in_threadpool(
             stations.feedback, loaded, monitor.store(), station_id=station_id,
             event_id=body.event_id, kind=body.type, track=body.track_id, config=config,
         )  # fmt: skip
         if applied:
             m.station_events.labels(body.type, station.variant).inc()
-        stored = await run_in_threadpool(stations.get, monitor.store(), station_id=station_id)
-        return schemas.FeedbackResult(applied=applied, station=view(*stored))
+        return schemas.FeedbackResult(applied=applied, station=view(station, revision))
 
     @r.delete("/{station_id}", status_code=204, responses=ERRORS)
     async def delete_station(station_id: StationId, monitor: Stores) -> Response:
