@@ -56,12 +56,13 @@ def script(command: str, *, timeout: float = 300) -> subprocess.CompletedProcess
 
 def cluster() -> Any:
     """A plain driver Cluster on the test Cassandra, for checks behind the store's back."""
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy
 
     host, _, port = address().rpartition(":")
+    profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy())
     return Cluster([host], port=int(port), protocol_version=5,
-                   load_balancing_policy=DCAwareRoundRobinPolicy())  # fmt: skip
+                   execution_profiles={EXEC_PROFILE_DEFAULT: profile})  # fmt: skip
 
 
 def drop_keyspace(keyspace: str) -> None:
