@@ -1,0 +1,144 @@
+"""deploy/: every overlay renders (`kubectl kustomize`) and validates against the Kubernetes
+schemas offline (kubernetes-validate); the rendered Deployment's own command, arguments and
+environment start the service, and its probe paths answer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate
+import pytest
+import yaml
+
+from indexes.pipeline import BuildResult
+from tests.service.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+OVERLAYS = ["dev", "prod"]
+K8S_VERSION = "1.30.0"
+CRDS = {"K8ssandraCluster"}  # an operator's resource: no schema in Kubernetes' own
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        reason = "kubectl is not installed (Debian package kubectl; .ci/run installs it)"
+        if os.environ.get("SEGUE_TEST_DEPLOY_REQUIRED") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    out = subprocess.run([kubectl, "kustomize", str(REPO / "deploy" / "overlays" / overlay)],
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders_and_validates(overlay: str) -> None:
+    docs = render(overlay)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+            "ConfigMap", "CronJob", "PersistentVolumeClaim"} <= kinds  # fmt: skip
+    assert ("StatefulSet" in kinds) == (overlay == "dev")
+    assert ("K8ssandraCluster" in kinds) == (overlay == "prod")
+    for d in docs:
+        if d["kind"] in CRDS:
+            continue
+        kubernetes_validate.validate(d, K8S_VERSION, strict=True)  # raises on any error
+    ns = {d["metadata"].get("namespace") for d in docs}
+    assert ns == {"segue-dev" if overlay == "dev" else "segue"}
+
+
+def container(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    obj = next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+    spec = obj["spec"]["template"]["spec"] if kind == "Deployment" else \
+        obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]  # fmt: skip
+    c: dict[str, Any] = spec["containers"][0]
+    return c
+
+
+def environment(docs: list[dict[str, Any]], c: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for ref in c.get("envFrom", []):
+        cm = next(d for d in docs if d["kind"] == "ConfigMap"
+                  and d["metadata"]["name"] == ref["configMapRef"]["name"])  # fmt: skip
+        env.update(cm["data"])
+    for e in c.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:  # a Secret reference: optional, and there is no Secret here
+            assert e["valueFrom"]["secretKeyRef"].get("optional") is True, e
+    return env
+
+
+def test_the_deployments_own_command_serves_and_its_probes_answer(
+    tiny_build: BuildResult, tmp_path: Path
+) -> None:
+    docs = render("dev")
+    c = container(docs, "Deployment", "segue")
+    env = environment(docs, c)
+    assert c["command"][0] == "segue"
+    port = free_port()
+    # what only this machine changes: where the bundle, the store and the scratch space are,
+    # and loopback instead of 0.0.0.0
+    local = {
+        "SEGUE_BUNDLES": str(tiny_build.path.parent),
+        "SEGUE_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+        "SEGUE_METRICS_DIR": str(tmp_path / "metrics"),
+        "SEGUE_HOST": "127.0.0.1",
+        "SEGUE_PORT": str(port),
+    }
+    assert set(local) <= set(env)  # the manifest sets each of them
+    workers = int(env["SEGUE_WORKERS"])
+    bin_dir = str(Path(sys.executable).parent)  # where `segue` is installed
+    full = {**os.environ, **env, **local, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*c["command"], *c.get("args", [])], env=full, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)  # fmt: skip
+    try:
+        probes = [c[p]["httpGet"] for p in ("livenessProbe", "readinessProbe", "startupProbe")]
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        deadline = time.monotonic() + 90
+        ready = 0
+        while time.monotonic() < deadline and ready < 10:
+            assert proc.poll() is None, log.read_text()
+            try:
+                ok = all(
+                    httpx.get(f"http://127.0.0.1:{port}{p['path']}", timeout=2).status_code == 200
+                    for p in probes
+                )
+            except httpx.TransportError:
+                ok = False
+            ready = ready + 1 if ok else 0
+            time.sleep(0.1)
+        assert ready >= 10, log.read_text()
+        assert {ports[p["port"]] if isinstance(p["port"], str) else p["port"] for p in probes} \
+            == {int(env["SEGUE_PORT"])}  # fmt: skip
+        pid = proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        spawned = [
+            ch for ch in children if b"spawn_main" in Path(f"/proc/{ch}/cmdline").read_bytes()
+        ]
+        assert len(spawned) == workers
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_the_pipeline_cronjob_runs_segue_commands() -> None:
+    docs = render("dev")
+    c = container(docs, "CronJob", "segue-pipeline")
+    script = " ".join(c["command"])
+    assert "segue build" in script and "--out /bundles" in script and "segue precompute" in script
