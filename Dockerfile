@@ -54,7 +54,8 @@ ENV PATH=/opt/segue/bin:$PATH \
     SEGUE_STORE=sqlite:////scratch/segue.db
 USER 10001:10001
 WORKDIR /scratch
-VOLUME ["/bundles"]
+# the bundles directory is mounted at /bundles (read-only is enough); no VOLUME instruction, so
+# that a mount there is never shadowed by an anonymous volume (buildah run does that)
 EXPOSE 8000
 # workers, store and the rest come from the SEGUE_* environment (see the README)
 CMD ["segue", "serve"]
