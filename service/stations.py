@@ -14,7 +14,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,21 +174,41 @@ def get(store: Store, *, station_id: str) -> tuple[Station, int]:
     return Station.from_json(_load(stored.state)), stored.revision
 
 
+def _update(
+    loaded: LoadedBundle, store: Store, *, station_id: str, config: StationConfig,
+    change: Callable[[Station, BundleCatalogue], bool],
+) -> tuple[Station, int, bool]:  # fmt: skip
+    """Reads the station, lets `change` modify it and writes it back only if its revision is
+    still the one read, retrying on conflict. `change` returns False when there is nothing to
+    write. Returns (station, its revision now, written)."""
+    catalogue: BundleCatalogue | None = None
+    for attempt in range(config.max_attempts):
+        station, revision = get(store, station_id=station_id)
+        if catalogue is None:  # a station's version and variant never change: one per call
+            catalogue = BundleCatalogue(loaded, store, version=station.version,
+                                        variant=station.variant, config=config)  # fmt: skip
+        if not change(station, catalogue):
+            return station, revision, False
+        if store.update_station(
+            station_id=station_id, state=_dump(station), expected_revision=revision
+        ):
+            return station, revision + 1, True
+        _backoff(attempt)
+    raise StationBusy(f"station {station_id!r} is busy; try again")
+
+
 def next_tracks(
     loaded: LoadedBundle, store: Store, *, station_id: str, n: int, config: StationConfig
 ) -> tuple[Station, list[str]]:
     """Advances the station by up to n tracks (a conditional write; retried on conflict)."""
-    for attempt in range(config.max_attempts):
-        station, revision = get(store, station_id=station_id)
-        catalogue = BundleCatalogue(loaded, store, version=station.version,
-                                    variant=station.variant, config=config)  # fmt: skip
-        tracks = radio.next_tracks(station, n=n, catalogue=catalogue, rules=config.rules)
-        if store.update_station(
-            station_id=station_id, state=_dump(station), expected_revision=revision
-        ):
-            return station, tracks
-        _backoff(attempt)
-    raise StationBusy(f"station {station_id!r} is busy; try again")
+    served: list[str] = []
+
+    def advance(station: Station, catalogue: BundleCatalogue) -> bool:
+        served[:] = radio.next_tracks(station, n=n, catalogue=catalogue, rules=config.rules)
+        return True
+
+    station, _, _ = _update(loaded, store, station_id=station_id, config=config, change=advance)
+    return station, served
 
 
 def feedback(
@@ -196,23 +216,17 @@ def feedback(
     config: StationConfig,
 ) -> tuple[Station, int, bool]:  # fmt: skip
     """Applies one event exactly once (by event id) and logs it: (station, revision, newly
-    applied)."""
-    for attempt in range(config.max_attempts):
-        station, revision = get(store, station_id=station_id)
-        if event_id in station.events:  # a retry: nothing changes (the log write is idempotent)
-            _log(store, station, event_id=event_id, kind=kind, track=track)
-            return station, revision, False
-        catalogue = BundleCatalogue(loaded, store, version=station.version,
-                                    variant=station.variant, config=config)  # fmt: skip
-        radio.apply(station, event_id=event_id, kind=kind, track=track, catalogue=catalogue,
-                    rules=config.rules)  # fmt: skip
-        if store.update_station(
-            station_id=station_id, state=_dump(station), expected_revision=revision
-        ):
-            _log(store, station, event_id=event_id, kind=kind, track=track)
-            return station, revision + 1, True
-        _backoff(attempt)
-    raise StationBusy(f"station {station_id!r} is busy; try again")
+    applied). A retried event changes nothing; its log write is idempotent."""
+
+    def apply(station: Station, catalogue: BundleCatalogue) -> bool:
+        return radio.apply(station, event_id=event_id, kind=kind, track=track,
+                           catalogue=catalogue, rules=config.rules)  # fmt: skip
+
+    station, revision, applied = _update(
+        loaded, store, station_id=station_id, config=config, change=apply
+    )
+    _log(store, station, event_id=event_id, kind=kind, track=track)
+    return station, revision, applied
 
 
 def delete(store: Store, *, station_id: str) -> None:

@@ -1,19 +1,15 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
 from service.api import schemas
-from service.api.deps import artist_out, artist_row, loaded_bundle, metrics, stores
-from service.bundles import LoadedBundle
-from service.metrics import Metrics
+from service.api.deps import Loaded, RequestMetrics, Stores, artist_out, artist_row
 from service.settings import Settings
 from service.store.base import StoreUnavailable
-from service.stores import StoreMonitor
 
 ArtistId = Annotated[str, Path(min_length=1, max_length=256)]
-Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
 
 
 def router(settings: Settings) -> APIRouter:
@@ -45,8 +41,8 @@ def router(settings: Settings) -> APIRouter:
     async def related_artists(
         artist_id: ArtistId,
         loaded: Loaded,
-        monitor: Annotated[StoreMonitor, Depends(stores)],
-        m: Annotated[Metrics, Depends(metrics)],
+        monitor: Stores,
+        m: RequestMetrics,
         limit: Limit = neighbours.RELATED_SIZE,
     ) -> schemas.RelatedArtists:
         """The artists most related to one artist (the ensemble of every model): the store's

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from indexes.bundle import Bundle
 from service.api import schemas
@@ -33,6 +34,12 @@ def stores(request: Request) -> StoreMonitor:
 def metrics(request: Request) -> Metrics:
     m: Metrics = request.app.state.metrics
     return m
+
+
+# what a route asks for, once for every router (FastAPI reads these Annotated dependencies)
+Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
+Stores = Annotated[StoreMonitor, Depends(stores)]
+RequestMetrics = Annotated[Metrics, Depends(metrics)]
 
 
 class NotFound(Exception):

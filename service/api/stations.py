@@ -1,21 +1,22 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import stations
 from service.api import schemas
-from service.api.deps import NotFound, loaded_bundle, metrics, stores, track_out, track_row
-from service.bundles import LoadedBundle
-from service.metrics import Metrics
+from service.api.deps import (
+    Loaded,
+    NotFound,
+    RequestMetrics,
+    Stores,
+    track_out,
+    track_row,
+)
 from service.radio import Station
 from service.settings import Settings
-from service.stores import StoreMonitor
 
 StationId = Annotated[str, Path(min_length=1, max_length=64)]
-Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
-Stores = Annotated[StoreMonitor, Depends(stores)]
-M = Annotated[Metrics, Depends(metrics)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.Problem},
     503: {"model": schemas.Unavailable},
@@ -38,7 +39,7 @@ def router(settings: Settings) -> APIRouter:
 
     @r.post("", status_code=201, response_model=schemas.Station, responses=ERRORS)
     async def create_station(
-        body: schemas.StationCreate, loaded: Loaded, monitor: Stores, m: M
+        body: schemas.StationCreate, loaded: Loaded, monitor: Stores, m: RequestMetrics
     ) -> schemas.Station:
         """Starts a station from seed tracks and/or artists: a weighted shuffle of the seeds'
         radio neighbours, pinned to the served bundle, in the user's experiment variant."""
@@ -69,7 +70,7 @@ def router(settings: Settings) -> APIRouter:
         station_id: StationId,
         loaded: Loaded,
         monitor: Stores,
-        m: M,
+        m: RequestMetrics,
         limit: Annotated[int, Query(ge=1, le=50)] = 10,
     ) -> schemas.StationTracks:
         """The station's next tracks; this advances the station (they count as played)."""
@@ -87,7 +88,11 @@ def router(settings: Settings) -> APIRouter:
 
     @r.post("/{station_id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)
     async def feedback(
-        station_id: StationId, body: schemas.Feedback, loaded: Loaded, monitor: Stores, m: M
+        station_id: StationId,
+        body: schemas.Feedback,
+        loaded: Loaded,
+        monitor: Stores,
+        m: RequestMetrics,
     ) -> schemas.FeedbackResult:
         """thumbs_up, thumbs_down, skip or completed on a track. Idempotent by `event_id`."""
         track_row(loaded.bundle, body.track_id)

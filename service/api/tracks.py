@@ -1,18 +1,14 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
 from service.api import schemas
-from service.api.deps import loaded_bundle, metrics, stores, track_out, track_row
-from service.bundles import LoadedBundle
-from service.metrics import Metrics
+from service.api.deps import Loaded, RequestMetrics, Stores, track_out, track_row
 from service.settings import Settings
-from service.stores import StoreMonitor
 
 TrackId = Annotated[str, Path(min_length=1, max_length=256)]
-Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
 
 
 def router(settings: Settings) -> APIRouter:
@@ -77,8 +73,8 @@ def router(settings: Settings) -> APIRouter:
     async def radio_neighbours(
         track_id: TrackId,
         loaded: Loaded,
-        monitor: Annotated[StoreMonitor, Depends(stores)],
-        m: Annotated[Metrics, Depends(metrics)],
+        monitor: Stores,
+        m: RequestMetrics,
         limit: Annotated[int, Query(ge=1, le=settings.radio_size)] = settings.radio_size,
     ) -> schemas.RadioNeighbours:
         """The track's top radio neighbours (the ensemble's best, a few per artist), from the

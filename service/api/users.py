@@ -1,15 +1,13 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 
 from service import recommend
 from service.api import schemas
-from service.api.deps import NotFound, loaded_bundle, track_out
-from service.bundles import LoadedBundle
+from service.api.deps import Loaded, NotFound, track_out
 from service.settings import Settings
 
 UserId = Annotated[str, Path(min_length=1, max_length=256)]
-Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
 
 
 def router(settings: Settings) -> APIRouter:

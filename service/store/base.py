@@ -20,6 +20,12 @@ RELATED = "related"  # the related artists of an artist
 KINDS = (RADIO, RELATED)
 
 
+def check_kind(kind: str) -> None:
+    """A list kind a store keeps (RADIO, RELATED); anything else is a bug, not an outage."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown list kind {kind!r}; one of {KINDS}")
+
+
 @dataclass(frozen=True)
 class Ranked:
     """A ranked list of external ids with their scores, best first.

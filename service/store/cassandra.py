@@ -38,7 +38,6 @@ from cassandra.policies import (
 from cassandra.query import PreparedStatement
 
 from service.store.base import (
-    KINDS,
     RADIO,
     RELATED,
     EventRecord,
@@ -47,6 +46,7 @@ from service.store.base import (
     StoreOptions,
     StoreUnavailable,
     StoreUrl,
+    check_kind,
 )
 
 SCHEMA_COMPONENT = "segue"
@@ -326,7 +326,7 @@ class CassandraStore:
             session.execute(p["ping"]).one()
 
     def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
-        _check(kind)
+        check_kind(kind)
         session, p = self._ensure()
         with self._errors():
             row = session.execute(p[f"get:{kind}"], (version, key)).one()
@@ -339,7 +339,7 @@ class CassandraStore:
         )
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
-        _check(kind)
+        check_kind(kind)
         if not items:
             return
         session, p = self._ensure()
@@ -426,11 +426,6 @@ class CassandraStore:
             cluster, self._cluster, self._session = self._cluster, None, None
         if cluster is not None:
             cluster.shutdown()
-
-
-def _check(kind: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"unknown list kind {kind!r}; one of {KINDS}")
 
 
 def _describe(e: BaseException) -> str:

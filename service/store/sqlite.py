@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.store.base import (
-    KINDS,
     RADIO,
     RELATED,
     EventRecord,
@@ -23,6 +22,7 @@ from service.store.base import (
     StoredStation,
     StoreOptions,
     StoreUnavailable,
+    check_kind,
 )
 
 # (version, statements): applied in order, each at most once
@@ -108,9 +108,20 @@ class SqliteStore:
         except sqlite3.OperationalError as e:  # locked, unreadable, disk full, I/O error
             raise StoreUnavailable(f"sqlite store {self.path}: {e}") from e
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
+    @staticmethod
+    @contextmanager
+    def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (the write lock at once) ... COMMIT, or ROLLBACK on any error."""
         conn.execute("BEGIN IMMEDIATE")
         try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        with self._transaction(conn):
             have = conn.execute("PRAGMA user_version").fetchone()[0]
             if have > SCHEMA_VERSION:
                 raise StoreUnavailable(
@@ -122,10 +133,6 @@ class SqliteStore:
                     for statement in statements:
                         conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {int(version)}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     def ping(self) -> None:
         with self._errors():
@@ -155,19 +162,12 @@ class SqliteStore:
              None if r.rows is None else json.dumps(r.rows), now)
             for key, r in items
         ]  # fmt: skip
-        with self._errors():
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    f"INSERT OR REPLACE INTO {table} (bundle_version, {column}, ids, scores, "
-                    "rows, computed_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._errors(), self._transaction(self._connection()) as conn:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {table} (bundle_version, {column}, ids, scores, "
+                "rows, computed_at) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def chunks_done(self, *, version: str, task: str) -> set[int]:
         with self._errors():
@@ -193,22 +193,15 @@ class SqliteStore:
         return time.time() + ttl if ttl > 0 else float("inf")
 
     def create_station(self, *, station_id: str, state: str) -> bool:
-        with self._errors():
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "DELETE FROM stations WHERE station_id = ? AND expires_at < ?",
-                    (station_id, time.time()),
-                )
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO stations VALUES (?, ?, 1, ?)",
-                    (station_id, state, self._expires()),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._errors(), self._transaction(self._connection()) as conn:
+            conn.execute(
+                "DELETE FROM stations WHERE station_id = ? AND expires_at < ?",
+                (station_id, time.time()),
+            )
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO stations VALUES (?, ?, 1, ?)",
+                (station_id, state, self._expires()),
+            )
         return cur.rowcount == 1
 
     def get_station(self, *, station_id: str) -> StoredStation | None:
@@ -268,6 +261,5 @@ class SqliteStore:
 
 
 def _table(kind: str) -> tuple[str, str]:
-    if kind not in KINDS:
-        raise ValueError(f"unknown list kind {kind!r}; one of {KINDS}")
+    check_kind(kind)
     return _TABLES[kind]
