@@ -129,6 +129,11 @@ class BundleWriter:
         stem = f"{model}.{entity}"
         index.save(str(self.dir / f"{stem}.ann"))
         index.unload()
+        # the manifest records the tree count a reader sees: on a few dozen items Annoy's
+        # load() counts more roots than were built (every node spanning all items)
+        index.load(str(self.dir / f"{stem}.ann"), prefault=False)
+        loaded_trees = index.get_n_trees()
+        index.unload()
         self._record(f"{stem}.ann")
         self.array(f"{stem}.rows.npy", rows)
         self.array(f"{stem}.slots.npy", slots)
@@ -138,7 +143,7 @@ class BundleWriter:
             "dims": dims,
             "metric": metric,
             "n_items": len(rows),
-            "n_trees": n_trees,
+            "n_trees": loaded_trees,
             "file": f"{stem}.ann",
             "rows": f"{stem}.rows.npy",
             "slots": f"{stem}.slots.npy",
@@ -181,13 +186,14 @@ def staging_dir(root: Path, version: str) -> Path:
     return root / f".staging-{version}"
 
 
-def publish(*, staging: Path, root: Path, version: str, keep: int = 3) -> Path:
-    """Makes a staged bundle durable and current; returns its final directory.
+def publish(
+    *, staging: Path, root: Path, version: str, keep: int = 3, make_current: bool = True
+) -> Path:
+    """Makes a staged bundle durable and (by default) current; returns its final directory.
 
-    fsync every file and the directory, rename staging -> <root>/<version>, point a temporary
-    symlink at it and rename that over `current` (atomic on POSIX). Old versions beyond `keep`
-    are removed; unlinking a file that another process has mmapped is safe (the inode lives on
-    until unmapped), overwriting or truncating it would not be, and is never done.
+    fsync every file and the directory and rename staging -> <root>/<version>; then
+    `set_current`. With make_current=False the version waits beside `current` (e.g. to be
+    precomputed into the store first) until `set_current` publishes it.
     """
     final = root / version
     if final.exists():
@@ -197,6 +203,19 @@ def publish(*, staging: Path, root: Path, version: str, keep: int = 3) -> Path:
     _fsync_dir(staging)
     os.rename(staging, final)
     _fsync_dir(root)
+    if make_current:
+        set_current(root=root, version=version, keep=keep)
+    return final
+
+
+def set_current(*, root: Path, version: str, keep: int = 3) -> Path:
+    """Points `<root>/current` at a stored version: a temporary symlink renamed over `current`
+    (atomic on POSIX). Old versions beyond `keep` are removed; unlinking a file that another
+    process has mmapped is safe (the inode lives on until unmapped), overwriting or truncating
+    it would not be, and is never done."""
+    final = root / version
+    if version.startswith(".") or "/" in version or not (final / MANIFEST).is_file():
+        raise BundleError(f"{final}: no bundle with version {version!r} here")
     tmp_link = root / f".{CURRENT}.{version}.tmp"
     if tmp_link.is_symlink() or tmp_link.exists():
         tmp_link.unlink()

@@ -59,8 +59,11 @@ def build_bundle(
     config: BuildConfig | None = None,
     models: list[VectorModel] | None = None,
     publish: bool = True,
+    make_current: bool = True,
 ) -> BuildResult:
-    """Trains every model on `data`, writes a bundle and (by default) publishes it under `out`."""
+    """Trains every model on `data`, writes a bundle and (by default) publishes it under `out`:
+    `publish` moves it from staging to `out/<version>`, `make_current` also points
+    `out/current` at it."""
     config = config or BuildConfig()
     models = models if models is not None else default_models(dims=config.dims)
     timings: dict[str, float] = {}
@@ -211,7 +214,8 @@ def build_bundle(
     path = staging
     if publish:
         with stage("publish", timings):
-            path = fmt.publish(staging=staging, root=out, version=version, keep=config.keep)
+            path = fmt.publish(staging=staging, root=out, version=version, keep=config.keep,
+                               make_current=make_current)  # fmt: skip
     total = time.perf_counter() - started
     timings["total"] = total
     return BuildResult(path=path, version=version, manifest=manifest, timings=timings)

@@ -27,11 +27,25 @@ def main(argv: list[str] | None = None) -> int:
     _build_options(p)
     p.add_argument("--keep", type=int, default=3, help="published versions to keep (default 3)")
     p.add_argument(
+        "--no-current", action="store_true",
+        help="write DIR/<version> but leave DIR/current as it is (publish it later with "
+        "`segue publish`, e.g. after `segue precompute --bundles DIR/<version>`)",
+    )  # fmt: skip
+    p.add_argument("--version-file", type=Path, help="also write the new version to this file")
+    p.add_argument(
         "--variants", type=Path,
         help='JSON file of radio A/B variants for the manifest: {"control": {"share": 1}, '
         '"B": {"share": 1, "weights": {"tracks": {"popularity": 0}}}}',
     )  # fmt: skip
     p.set_defaults(func=_build)
+
+    p = sub.add_parser(
+        "publish", help="make a version built with --no-current the current one (or roll back)"
+    )
+    p.add_argument("--bundles", type=Path, required=True, help="bundles directory")
+    p.add_argument("version", help="a version directory in the bundles directory")
+    p.add_argument("--keep", type=int, default=3, help="published versions to keep (default 3)")
+    p.set_defaults(func=_publish)
 
     p = sub.add_parser("verify", help="check a bundle (format, checksums, dims, counts)")
     p.add_argument(
@@ -313,9 +327,33 @@ def _build(args: argparse.Namespace) -> int:
     data = _load(args.dataset, args.seed)
     if data is None:
         return 2
-    result = build_bundle(data, out=args.out, config=config)
+    result = build_bundle(data, out=args.out, config=config, make_current=not args.no_current)
+    if args.version_file is not None:
+        args.version_file.write_text(result.version + "\n")
     print(_describe(result.path, result.manifest))
-    print(f"built {result.version} in {result.timings['total']:.1f}s -> {args.out / 'current'}")
+    if args.no_current:
+        print(
+            f"built {result.version} in {result.timings['total']:.1f}s -> {result.path} "
+            f"(not current; `segue publish --bundles {args.out} {result.version}` makes it so)"
+        )
+    else:
+        print(f"built {result.version} in {result.timings['total']:.1f}s -> {args.out / 'current'}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from indexes.bundle import BundleError, set_current, verify
+
+    if args.keep < 1:
+        print("segue publish: --keep must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        verify(args.bundles / args.version).close()  # never point `current` at a bad bundle
+        path = set_current(root=args.bundles, version=args.version, keep=args.keep)
+    except (BundleError, OSError) as e:
+        print(f"segue publish: {e}", file=sys.stderr)
+        return 1
+    print(f"published {args.version}: {args.bundles / 'current'} -> {path.name}")
     return 0
 
 

@@ -26,7 +26,7 @@ CACHE, COMPUTED = "cache", "computed"
 class Listing:
     items: list[Item]
     source: str  # CACHE or COMPUTED
-    store_error: str | None = None  # why the store was not used, when it was down
+    store_error: StoreUnavailable | None = None  # why the store was not used, when it failed
 
 
 def compute_radio(
@@ -73,12 +73,12 @@ def related(loaded: LoadedBundle, store: Store | None, *, row: int, limit: int) 
     """Related artists from the store when it has them, else from the bundle (written back)."""
     artists = loaded.bundle.artists
     key = artists.id_of(row)
-    error: str | None = None
+    error: StoreUnavailable | None = None
     if store is not None and limit <= RELATED_SIZE:
         try:
             cached = store.get(kind=RELATED, version=loaded.version, key=key)
         except StoreUnavailable as e:
-            cached, error = None, str(e)
+            cached, error = None, e
         if cached is not None:
             return Listing(items=_rows(cached, row_of=artists.row_of)[:limit], source=CACHE)
     items = related_artists(loaded, row=row, limit=max(limit, RELATED_SIZE))
@@ -90,7 +90,7 @@ def related(loaded: LoadedBundle, store: Store | None, *, row: int, limit: int) 
                 items=[(key, ranked(loaded, items[:RELATED_SIZE], entity="artists"))],
             )
         except StoreUnavailable as e:
-            error = str(e)
+            error = e
     return Listing(items=items[:limit], source=COMPUTED, store_error=error)
 
 

@@ -63,10 +63,12 @@ class StoreMonitor:
             return self.state
 
     def failed(self, error: StoreUnavailable) -> None:
-        """A request saw the store fail: mark it down until the next successful check.
+        """A request saw the store fail: if the store is down (not one slow request), mark it
+        down until the next successful check.
 
         No lock: this runs on the event loop, and `check` may hold the lock while connecting."""
-        self._set(ok=False, detail=str(error))
+        if error.down:
+            self._set(ok=False, detail=str(error))
 
     def _set(self, *, ok: bool, detail: str) -> None:
         if ok != self.state.ok or (not ok and detail != self.state.detail and self.state.ok):

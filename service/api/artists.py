@@ -7,7 +7,6 @@ from service import neighbours, recommend
 from service.api import schemas
 from service.api.deps import Loaded, RequestMetrics, Stores, artist_out, artist_row
 from service.settings import Settings
-from service.store.base import StoreUnavailable
 
 ArtistId = Annotated[str, Path(min_length=1, max_length=256)]
 
@@ -54,7 +53,7 @@ def router(settings: Settings) -> APIRouter:
             neighbours.related, loaded, monitor.optional(), row=row, limit=limit
         )
         if listing.store_error is not None:
-            monitor.failed(StoreUnavailable(listing.store_error))
+            monitor.failed(listing.store_error)
             m.store_errors.inc()
         m.radio_cache.labels(
             "related", "hit" if listing.source == neighbours.CACHE else "miss"

@@ -65,7 +65,14 @@ class EventRecord:
 
 
 class StoreUnavailable(Exception):
-    """The store did not answer (down, unreachable, timed out); try again later."""
+    """The store did not answer (down, unreachable, timed out); try again later.
+
+    `down` is False when the store answers but this one request failed (a timeout under load):
+    the worker goes on using the store instead of treating it as down until the next check."""
+
+    def __init__(self, message: str, *, down: bool = True) -> None:
+        super().__init__(message)
+        self.down = down
 
 
 class StoreConfigError(ValueError):

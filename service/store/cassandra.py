@@ -13,12 +13,21 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
+from cassandra import (
+    ConsistencyLevel,
+    CoordinationFailure,
+    DriverException,
+    OperationTimedOut,
+    ReadTimeout,
+    RequestExecutionException,
+    WriteTimeout,
+)
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
@@ -91,6 +100,14 @@ def schema(keyspace: str, *, ttl_seconds: int) -> list[tuple[int, list[str]]]:
                     PRIMARY KEY ((station_id), event_id))""",
             ],
         ),
+        (
+            3,
+            [
+                # a token per conditional write: when a write times out, a SERIAL read of it
+                # tells whether that write won
+                f"ALTER TABLE {keyspace}.stations ADD IF NOT EXISTS writer uuid",
+            ],
+        ),
     ]
 
 
@@ -102,6 +119,9 @@ _UNAVAILABLE = (
     RequestExecutionException,  # Unavailable, ReadTimeout, WriteTimeout, failures
     OSError,
 )
+_SETTLE_ATTEMPTS = 4  # SERIAL reads that try to learn a timed-out write's outcome
+# reachable, but this one request did not finish in time: not a reason to call the store down
+_SLOW = (OperationTimedOut, ReadTimeout, WriteTimeout, CoordinationFailure)
 
 
 class BoundedRetry(RetryPolicy):
@@ -132,6 +152,15 @@ class BoundedRetry(RetryPolicy):
     def on_request_error(self, query: Any, consistency: Any, error: Any, retry_num: int) -> Any:
         if retry_num < self.retries:
             return self.RETRY_NEXT_HOST, None
+        return self.RETHROW, None
+
+
+class ConditionalRetry(BoundedRetry):
+    """For lightweight transactions: a timed-out one may still have won, and repeating it would
+    then report a conflict. It is not repeated; the store reads its outcome instead."""
+
+    def on_write_timeout(self, query: Any, consistency: Any, write_type: Any,
+                         required_responses: int, received_responses: int, retry_num: int) -> Any:  # fmt: skip
         return self.RETHROW, None
 
 
@@ -276,15 +305,18 @@ class CassandraStore:
             ),
         }
         p["create_station"] = session.prepare(
-            f"INSERT INTO {ks}.stations (station_id, state, revision) VALUES (?, ?, 1) "
+            f"INSERT INTO {ks}.stations (station_id, state, revision, writer) VALUES (?, ?, 1, ?) "
             "IF NOT EXISTS USING TTL ?"
         )
         p["get_station"] = session.prepare(
             f"SELECT state, revision FROM {ks}.stations WHERE station_id = ?"
         )
         p["update_station"] = session.prepare(
-            f"UPDATE {ks}.stations USING TTL ? SET state = ?, revision = ? "
+            f"UPDATE {ks}.stations USING TTL ? SET state = ?, revision = ?, writer = ? "
             "WHERE station_id = ? IF revision = ?"
+        )
+        p["station_writer"] = session.prepare(
+            f"SELECT writer FROM {ks}.stations WHERE station_id = ?"
         )
         p["delete_station"] = session.prepare(
             f"DELETE FROM {ks}.stations WHERE station_id = ? IF EXISTS"
@@ -299,8 +331,12 @@ class CassandraStore:
         )
         # the serial phase of LWTs reads the station row at this level
         p["get_station"].consistency_level = self.consistency
+        # a SERIAL read completes any write in progress on the row: it tells who won
+        p["station_writer"].consistency_level = self.serial
+        conditional = ConditionalRetry(self.options.retries)
         for name in ("create_station", "update_station", "delete_station"):
             p[name].serial_consistency_level = self.serial
+            p[name].retry_policy = conditional
         for kind, (table, column) in _TABLES.items():
             p[f"get:{kind}"] = session.prepare(
                 f"SELECT ids, scores, rows FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
@@ -312,11 +348,38 @@ class CassandraStore:
         return p
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
+    def _errors(self, doing: str = "") -> Iterator[None]:
         try:
             yield
         except _UNAVAILABLE as e:
-            raise StoreUnavailable(f"cassandra store {self.url}: {_describe(e)}") from e
+            raise StoreUnavailable(
+                f"cassandra store {self.url}: {doing}{_describe(e)}", down=not isinstance(e, _SLOW)
+            ) from e
+
+    def _conditional(self, name: str, args: tuple[Any, ...], *, station_id: str,
+                     writer: uuid.UUID | None) -> bool:  # fmt: skip
+        """Runs one lightweight transaction on a station: whether it was applied. When it times
+        out, its outcome is unknown (it may yet win): a SERIAL read settles it, then `writer` is
+        on the row if and only if this write won (None: the row is gone, for a delete)."""
+        session, p = self._ensure()
+        try:
+            with self._errors():
+                return bool(session.execute(p[name], args).was_applied)
+        except StoreUnavailable as e:
+            if e.down:
+                raise
+            timed_out = e
+        doing = f"station {station_id!r}: outcome of a write unknown ({timed_out}); "
+        for attempt in range(_SETTLE_ATTEMPTS):  # a read: safe to repeat
+            try:
+                with self._errors(doing):
+                    row = session.execute(p["station_writer"], (station_id,)).one()
+                break
+            except StoreUnavailable as e:
+                if e.down or attempt == _SETTLE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01 * 2**attempt)
+        return (row is None) if writer is None else (row is not None and row.writer == writer)
 
     # -- the Store protocol ---------------------------------------------------------------
 
@@ -368,10 +431,9 @@ class CassandraStore:
         return int(self.options.station_ttl_seconds)
 
     def create_station(self, *, station_id: str, state: str) -> bool:
-        session, p = self._ensure()
-        with self._errors():
-            rs = session.execute(p["create_station"], (station_id, state, self._station_ttl()))
-        return bool(rs.was_applied)
+        writer = uuid.uuid4()
+        return self._conditional("create_station", (station_id, state, writer, self._station_ttl()),
+                                 station_id=station_id, writer=writer)  # fmt: skip
 
     def get_station(self, *, station_id: str) -> StoredStation | None:
         session, p = self._ensure()
@@ -382,17 +444,14 @@ class CassandraStore:
         return StoredStation(state=row.state, revision=int(row.revision))
 
     def update_station(self, *, station_id: str, state: str, expected_revision: int) -> bool:
-        session, p = self._ensure()
-        args = (self._station_ttl(), state, expected_revision + 1, station_id, expected_revision)
-        with self._errors():
-            rs = session.execute(p["update_station"], args)
-        return bool(rs.was_applied)
+        writer = uuid.uuid4()
+        args = (self._station_ttl(), state, expected_revision + 1, writer, station_id,
+                expected_revision)  # fmt: skip
+        return self._conditional("update_station", args, station_id=station_id, writer=writer)
 
     def delete_station(self, *, station_id: str) -> bool:
-        session, p = self._ensure()
-        with self._errors():
-            rs = session.execute(p["delete_station"], (station_id,))
-        return bool(rs.was_applied)
+        return self._conditional("delete_station", (station_id,), station_id=station_id,
+                                 writer=None)  # fmt: skip
 
     def append_events(self, *, events: Sequence[EventRecord]) -> None:
         if not events:

@@ -106,7 +106,9 @@ class SqliteStore:
         try:
             yield
         except sqlite3.OperationalError as e:  # locked, unreadable, disk full, I/O error
-            raise StoreUnavailable(f"sqlite store {self.path}: {e}") from e
+            # a lock held past the timeout is one slow request; the rest means the file is unusable
+            busy = e.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            raise StoreUnavailable(f"sqlite store {self.path}: {e}", down=not busy) from e
 
     @staticmethod
     @contextmanager

@@ -18,7 +18,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from indexes.bundle import open_bundle
 from indexes.pipeline import BuildResult
+from service.store.base import RADIO
+from service.store.factory import open_store
 from tests.service.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,8 +140,34 @@ def test_the_deployments_own_command_serves_and_its_probes_answer(
             proc.wait()
 
 
-def test_the_pipeline_cronjob_runs_segue_commands() -> None:
+def test_the_pipeline_cronjobs_own_script_builds_precomputes_and_publishes(tmp_path: Path) -> None:
     docs = render("dev")
     c = container(docs, "CronJob", "segue-pipeline")
-    script = " ".join(c["command"])
-    assert "segue build" in script and "--out /bundles" in script and "segue precompute" in script
+    env = environment(docs, c)
+    bundles = tmp_path / "bundles"
+    local = {  # what only this machine changes: paths, and a small data set
+        "SEGUE_BUNDLES": str(bundles),
+        "SEGUE_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+        "SEGUE_PIPELINE_DATASET": "synthetic:300",
+    }
+    assert set(local) <= set(env)
+    bin_dir = str(Path(sys.executable).parent)
+    full = {**os.environ, **env, **local, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+    run = subprocess.run([*c["command"], *c.get("args", [])], env=full, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    version = (bundles / ".pipeline-version").read_text().strip()
+    assert (bundles / "current").resolve().name == version
+    assert f"published {version}" in run.stdout
+    # the lists were in the store before the bundle went live
+    done = f"precompute of bundle {version}: complete"
+    assert run.stdout.index(done) < run.stdout.index(f"published {version}")
+    bundle = open_bundle(bundles / version)
+    store = open_store(local["SEGUE_STORE"])
+    try:
+        track = bundle.tracks.id_of(0)
+        cached = store.get(kind=RADIO, version=version, key=track)
+        assert cached is not None and len(cached.ids) > 10
+    finally:
+        store.close()
+        bundle.close()

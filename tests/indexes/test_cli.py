@@ -38,3 +38,34 @@ def test_evaluate_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert set(results["entities"]["tracks"]["sources"]) == {
         "als", "word2vec", "content", "cooc", "popularity", "ensemble",
     }  # fmt: skip
+
+
+def test_build_without_current_then_precompute_then_publish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pipeline CronJob's order: a new version is precomputed before it goes live."""
+    out = tmp_path / "bundles"
+    args = ["--dims", "8", "--trees", "4", "--search-k", "100"]
+    assert main(["build", "--dataset", "synthetic:300", "--out", str(out), *args]) == 0
+    live = (out / "current").resolve().name
+    version_file = tmp_path / "version"
+    assert main(["build", "--dataset", "synthetic:300", "--seed", "7", "--out", str(out),
+                 "--no-current", "--version-file", str(version_file), *args]) == 0  # fmt: skip
+    new = version_file.read_text().strip()
+    assert new != live and (out / new / "manifest.json").exists()
+    assert (out / "current").resolve().name == live  # not live yet
+    assert f"segue publish --bundles {out} {new}" in capsys.readouterr().out
+
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    assert main(["precompute", "--bundles", str(out / new), "--store", store,
+                 "--processes", "1"]) == 0  # fmt: skip
+    assert new in capsys.readouterr().out
+
+    assert main(["publish", "--bundles", str(out), new]) == 0
+    assert (out / "current").resolve().name == new
+    assert main(["publish", "--bundles", str(out), live]) == 0  # a roll back
+    assert (out / "current").resolve().name == live
+
+    assert main(["publish", "--bundles", str(out), "nope"]) == 1
+    assert "nope" in capsys.readouterr().err
+    assert (out / "current").resolve().name == live

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -210,6 +212,54 @@ def test_station_updates_are_conditional_on_the_revision(store: Store) -> None:
     assert store.update_station(station_id="s2", state="r3", expected_revision=2)
     assert not store.update_station(station_id="nope", state="x", expected_revision=1)
     assert store.get_station(station_id="s2") == StoredStation(state="r3", revision=3)
+
+
+@pytest.mark.parametrize("timeout", [2.0, 0.05])
+def test_contended_station_updates_report_exactly_what_was_applied(
+    store_url: str, timeout: float
+) -> None:
+    """Threads race conditional writes on one station. A write reported applied is on the row
+    and one reported not applied is not. Cassandra may time a lightweight transaction out under
+    contention (forced here by a short timeout): the store then reads who won, not guesses."""
+    if store_url.startswith("sqlite") and timeout < 1:
+        pytest.skip("SQLite's timeout is its lock wait: a short one only makes writes fail")
+    store = open_store(store_url, options=StoreOptions(timeout_seconds=timeout))
+    store.create_station(station_id="hot", state="start")
+    won: dict[int, str] = {}  # expected revision -> state of the write reported applied there
+    unknown: list[str] = []
+    lock = threading.Lock()
+
+    def racer(n: int) -> None:
+        for i in range(15):
+            current = store.get_station(station_id="hot")
+            assert current is not None
+            state = f"w{n}-{i}"
+            try:
+                applied = store.update_station(
+                    station_id="hot", state=state, expected_revision=current.revision
+                )
+            except StoreUnavailable as e:  # a timed-out write whose outcome could not be read
+                assert not e.down
+                with lock:
+                    unknown.append(state)
+                continue
+            if applied:
+                with lock:
+                    assert current.revision not in won, "two writes won one revision"
+                    won[current.revision] = state
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(racer, range(8)))  # re-raises a racer's failure
+        final = store.get_station(station_id="hot")
+    finally:
+        store.close()
+    print(f"{len(won)} applied, {len(unknown)} unknown, revision {final and final.revision}")
+    assert final is not None
+    assert len(won) <= final.revision - 1 <= len(won) + len(unknown)
+    if not unknown:
+        assert sorted(won) == list(range(1, final.revision))
+        assert final.state == won[final.revision - 1]
 
 
 def test_the_event_log_is_idempotent_by_event_id(store: Store) -> None:

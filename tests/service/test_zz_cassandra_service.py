@@ -115,6 +115,7 @@ def test_concurrent_feedback_on_one_station_is_applied_exactly_once(
     calls = [(f"ev-{i}", played[i], kinds[i % 4]) for i in range(40)]
     calls += [(f"ev-{i}", played[i], kinds[i % 4]) for i in range(0, 40, 4)]  # 10 duplicates
     results: list[tuple[str, int, bool]] = []
+    failures: list[tuple[str, int, str]] = []
 
     def send(call: tuple[str, str, str]) -> None:
         event_id, track, kind = call
@@ -122,10 +123,12 @@ def test_concurrent_feedback_on_one_station_is_applied_exactly_once(
         r = httpx.post(f"{cassandra_server.url}/v1/stations/{sid}/feedback",
                        json={"event_id": event_id, "track_id": track, "type": kind}, timeout=60)  # fmt: skip
         results.append((event_id, r.status_code, r.status_code == 200 and r.json()["applied"]))
+        if r.status_code != 200:
+            failures.append((event_id, r.status_code, r.text))
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(send, calls))
-    assert all(code == 200 for _, code, _ in results), [r for r in results if r[1] != 200][:5]
+    assert not failures, failures[:5]
     applied = Counter(e for e, _, a in results if a)
     assert sorted(applied) == sorted(f"ev-{i}" for i in range(40))  # each one exactly once
     assert set(applied.values()) == {1}
