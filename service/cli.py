@@ -220,10 +220,6 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_dir.mkdir(parents=True)
     os.environ["SEGUE_METRICS_DIR"] = str(metrics_dir)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    # for the workers (glibc reads it when a process starts): a fixed mmap threshold, so that
-    # the large temporary buffers of a bundle load are unmapped when freed instead of staying
-    # in a malloc arena as private memory (loadtest/README.md, bench_memory)
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
     if (
         not (settings.bundles / "current").exists()
         and not (settings.bundles / "manifest.json").exists()
