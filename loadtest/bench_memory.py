@@ -1,10 +1,10 @@
 """Benchmark: memory and start-up time of each worker of `segue serve` over one bundle.
 
     PYTHONPATH=. python loadtest/bench_memory.py --bundles DIR [--workers 4] [--port P]
-        [--warmup 400] [--ready-timeout 300] [--top-mappings 5]
+        [--warmup 4000] [--ready-timeout 300] [--top-mappings 5]
 
-Starts `segue serve` (uvicorn, N worker processes) on 127.0.0.1, finds the workers (the
-`spawn_main` children of the server process, from /proc), and measures for each:
+Starts `segue serve` (N uvicorn worker processes forked by gunicorn) on 127.0.0.1, finds the
+workers (the children of the server process, from /proc), and measures for each:
 
 - ready time: a keep-alive connection is pinned to every worker (the worker that accepted it is
   found by the socket inode, /proc/net/tcp against /proc/PID/fd) and `/readyz` is polled on it;
@@ -72,13 +72,8 @@ def children(pid: int) -> list[int]:
 
 
 def worker_pids(server_pid: int) -> list[int]:
-    """The uvicorn workers: children started by multiprocessing's spawn (not its resource tracker)."""
-    pids = []
-    for pid in children(server_pid):
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                pids.append(pid)
-    return pids
+    """The uvicorn workers: the children of `segue serve` (gunicorn's arbiter forks them)."""
+    return children(server_pid)
 
 
 def start_ticks(pid: int) -> int:
@@ -295,8 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bundles", type=Path, required=True, help="bundles directory (with current)")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--port", type=int, default=0, help="default: a free port")
-    p.add_argument("--warmup", type=int, default=400, help="similar requests after readiness")
-    p.add_argument("--warmup-seconds", type=float, default=120.0, help="time cap of the warm-up")
+    p.add_argument(
+        "--warmup", type=int, default=4000,
+        help="similar requests after readiness, spread over the workers (USS counts bundle pages "
+        "only that worker has touched: they leave it as the workers touch the same hot pages)",
+    )  # fmt: skip
+    p.add_argument("--warmup-seconds", type=float, default=240.0, help="time cap of the warm-up")
     p.add_argument("--ready-timeout", type=float, default=300.0)
     p.add_argument("--poll", type=float, default=0.02, help="seconds between /readyz polls")
     p.add_argument("--top-mappings", type=int, default=5, help="largest private mappings shown")

@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     _build_options(p)
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("serve", help="run the HTTP service: uvicorn with N workers over one bundle")
+    p = sub.add_parser(
+        "serve", help="run the HTTP service: N uvicorn workers (forked by gunicorn) over one bundle"
+    )
     p.add_argument("--bundles", type=Path, help="bundles directory with 'current' (SEGUE_BUNDLES)")
     p.add_argument("--workers", type=int, help="worker processes (SEGUE_WORKERS, default 1)")
     p.add_argument("--host", help="address to bind (SEGUE_HOST, default 127.0.0.1)")
@@ -230,17 +232,9 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     _prepare_store(settings)
-    import uvicorn
+    from service.server import run
 
-    uvicorn.run(
-        "service.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        access_log=False,
-        log_level="info",
-    )
+    run(host=settings.host, port=settings.port, workers=settings.workers)
     return 0
 
 

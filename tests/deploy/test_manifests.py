@@ -127,10 +127,7 @@ def test_the_deployments_own_command_serves_and_its_probes_answer(
             == {int(env["SEGUE_PORT"])}  # fmt: skip
         pid = proc.pid
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        spawned = [
-            ch for ch in children if b"spawn_main" in Path(f"/proc/{ch}/cmdline").read_bytes()
-        ]
-        assert len(spawned) == workers
+        assert len(children) == workers  # the uvicorn workers gunicorn forked
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

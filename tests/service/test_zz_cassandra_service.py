@@ -53,13 +53,9 @@ def cassandra_server(
 
 
 def workers(server: Server) -> set[int]:
-    """The uvicorn worker processes under `segue serve` (not multiprocessing's resource tracker)."""
+    """The uvicorn worker processes: the children of `segue serve` (gunicorn's arbiter)."""
     pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return {
-        int(c) for c in children
-        if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
-    }  # fmt: skip
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
 
 
 def some_tracks(http: httpx.Client, n: int) -> list[str]:
