@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +40,11 @@ class Catalogue(Protocol):
 
     def neighbours(self, track: str) -> list[Candidate]:
         """The track's radio neighbours, best first."""
+        ...
+
+    def prefetch(self, tracks: Sequence[str]) -> None:
+        """A hint: the neighbours of these tracks are about to be asked for (a store can read
+        them in one round trip instead of one each)."""
         ...
 
     def artist_of(self, track: str) -> str | None:
@@ -204,12 +209,14 @@ def _top_up(station: Station, catalogue: Catalogue, rules: Rules, *, force: bool
     banned = set(station.banned_artists)
     fresh: dict[str, Queued] = {}
     sources = [*reversed(station.liked[-rules.refill_sources :]), *station.seeds]
+    recent = list(reversed(station.played[-rules.refill_sources :]))
+    catalogue.prefetch([*sources, *recent])
     for track in sources:
         _merge(fresh, catalogue.neighbours(track), factor=1.0, exclude=exclude, banned=banned)
     need = rules.low_water * 2
     if len(fresh) < need:
         # neighbours of the most recently played tracks, then anything eligible
-        for track in reversed(station.played[-rules.refill_sources :]):
+        for track in recent:
             _merge(fresh, catalogue.neighbours(track), factor=0.5, exclude=exclude, banned=banned)
         if len(fresh) < need:
             extra = catalogue.fallback(

@@ -14,7 +14,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,15 @@ class BundleCatalogue:
             if a is not None:  # a track the served bundle no longer has is left out
                 out.append(Candidate(track=t, artist=a, score=float(s)))
         return out
+
+    def prefetch(self, tracks: Sequence[str]) -> None:
+        missing = [t for t in dict.fromkeys(tracks) if t not in self._seen]
+        if not missing:
+            return
+        pinned = self.loaded.version == self.version
+        found = self.store.get_many(kind=RADIO, version=self.key, keys=missing)
+        for track, cached in found.items():
+            self._seen[track] = self._candidates(cached, same_version=pinned)
 
     def neighbours(self, track: str) -> list[Candidate]:
         if track in self._seen:

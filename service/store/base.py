@@ -115,6 +115,10 @@ class Store(Protocol):
     def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
         """The list of `kind` (RADIO or RELATED) for one id of one bundle version, or None."""
 
+    def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
+        """The lists of several ids at once (concurrently where the store can); ids without a
+        list are left out."""
+
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
         """Writes lists (concurrently where the store can); replaces existing ones."""
 

@@ -393,13 +393,25 @@ class CassandraStore:
         session, p = self._ensure()
         with self._errors():
             row = session.execute(p[f"get:{kind}"], (version, key)).one()
-        if row is None:
-            return None
-        return Ranked(
-            ids=list(row.ids or []),
-            scores=[float(s) for s in row.scores or []],
-            rows=None if row.rows is None else list(row.rows),
-        )
+        return None if row is None else _ranked(row)
+
+    def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
+        check_kind(kind)
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        session, p = self._ensure()
+        with self._errors():
+            results = execute_concurrent_with_args(
+                session, p[f"get:{kind}"], [(version, key) for key in unique],
+                concurrency=self.options.write_concurrency, raise_on_first_error=True,
+            )  # fmt: skip
+            out: dict[str, Ranked] = {}
+            for key, (_, rows) in zip(unique, results, strict=True):
+                row = rows.one()
+                if row is not None:
+                    out[key] = _ranked(row)
+        return out
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
         check_kind(kind)
@@ -485,6 +497,14 @@ class CassandraStore:
             cluster, self._cluster, self._session = self._cluster, None, None
         if cluster is not None:
             cluster.shutdown()
+
+
+def _ranked(row: Any) -> Ranked:
+    return Ranked(
+        ids=list(row.ids or []),
+        scores=[float(x) for x in row.scores or []],
+        rows=None if row.rows is None else list(row.rows),
+    )
 
 
 def _describe(e: BaseException) -> str:

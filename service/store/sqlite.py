@@ -60,6 +60,7 @@ SCHEMA.append(
         ],
     )
 )
+_IN_LIMIT = 500  # ids per SELECT ... IN (...), well under SQLite's parameter limit
 SCHEMA_VERSION = SCHEMA[-1][0]
 _TABLES = {RADIO: ("radio_neighbours", "track_id"), RELATED: ("related_artists", "artist_id")}
 
@@ -141,20 +142,27 @@ class SqliteStore:
             self._connection().execute("SELECT 1").fetchone()
 
     def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
+        return self.get_many(kind=kind, version=version, keys=[key]).get(key)
+
+    def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
         table, column = _table(kind)
+        unique = list(dict.fromkeys(keys))
+        out: dict[str, Ranked] = {}
         with self._errors():
-            row = (
-                self._connection()
-                .execute(
-                    f"SELECT ids, scores, rows FROM {table} WHERE bundle_version = ? AND {column} = ?",
-                    (version, key),
-                )
-                .fetchone()
-            )
-        if row is None:
-            return None
-        rows = json.loads(row[2]) if row[2] is not None else None
-        return Ranked(ids=json.loads(row[0]), scores=json.loads(row[1]), rows=rows)
+            conn = self._connection()
+            for start in range(0, len(unique), _IN_LIMIT):
+                chunk = unique[start : start + _IN_LIMIT]
+                marks = ", ".join("?" * len(chunk))
+                for key, ids, scores, rows in conn.execute(
+                    f"SELECT {column}, ids, scores, rows FROM {table} "
+                    f"WHERE bundle_version = ? AND {column} IN ({marks})",
+                    (version, *chunk),
+                ):
+                    out[key] = Ranked(
+                        ids=json.loads(ids), scores=json.loads(scores),
+                        rows=json.loads(rows) if rows is not None else None,
+                    )  # fmt: skip
+        return out
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
         table, column = _table(kind)

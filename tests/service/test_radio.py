@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -21,6 +22,7 @@ class ToyCatalogue:
     artists_per_genre: int
     tracks_per_artist: int
     reads: list[str] = field(default_factory=list)
+    prefetched: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tracks: list[tuple[str, str, int]] = []  # (track, artist, genre)
@@ -38,6 +40,9 @@ class ToyCatalogue:
         g = self.genre(track)
         same = [(t, a) for t, a, gg in self.tracks if gg == g and t != track]
         return [Candidate(t, a, 1.0 / (1 + i)) for i, (t, a) in enumerate(same[:250])]
+
+    def prefetch(self, tracks: Sequence[str]) -> None:
+        self.prefetched.extend(tracks)
 
     def artist_of(self, track: str) -> str | None:
         hit = self.by_id.get(track)

@@ -62,6 +62,18 @@ def test_a_list_round_trips_in_order(store: Store) -> None:
     assert got.scores == pytest.approx([1.0, 0.9, 0.8, 0.7, 0.6], abs=1e-6)
 
 
+def test_many_lists_in_one_read(store: Store) -> None:
+    store.put_many(kind=RADIO, version="v1", items=lists(700))
+    store.put_many(kind=RADIO, version="v2", items=lists(3, prefix="x"))
+    keys = [f"t{i}" for i in range(0, 700, 2)] + ["t4", "nope", "x0"]
+    got = store.get_many(kind=RADIO, version="v1", keys=keys)
+    assert set(got) == {f"t{i}" for i in range(0, 700, 2)}  # more than one IN chunk
+    assert got["t4"] == store.get(kind=RADIO, version="v1", key="t4")
+    assert got["t4"].ids == ["t5", "t6", "t7", "t8", "t9"]
+    assert store.get_many(kind=RADIO, version="v1", keys=[]) == {}
+    assert store.get_many(kind=RELATED, version="v1", keys=["t4"]) == {}
+
+
 def test_versions_and_kinds_never_mix(store: Store) -> None:
     store.put_many(kind=RADIO, version="v1", items=lists(2))
     assert store.get(kind=RADIO, version="v2", key="t0") is None
