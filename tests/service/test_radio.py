@@ -223,3 +223,16 @@ def test_thumbs_up_pulls_its_genre_forward() -> None:
             for t in radio.next_tracks(b, n=10, catalogue=cat, rules=RULES)
         )
     assert hits_with > hits_without + 30
+
+
+def test_a_station_round_trips_through_json_as_dataclasses_asdict_wrote_it() -> None:
+    import json
+    from dataclasses import asdict
+
+    from service.radio import Queued
+
+    station = Station(id="s", user="u", variant="control", version="v1", seed=7, seeds=["t1"],
+                      queue=[Queued("t2", "a2", 0.5), Queued("t3", "a3", 1.5)], played=["t1"],
+                      artist_downs={"a9": 1.0}, events=["e1"], counts={"skip": 1}, refills=2)  # fmt: skip
+    assert station.to_json() == asdict(station)  # the stored format is unchanged
+    assert Station.from_json(json.loads(json.dumps(station.to_json()))) == station
