@@ -3,7 +3,7 @@
     PYTHONPATH=. python loadtest/bench_throughput.py --bundles DIR [--workers 2] [--duration 20]
         [--connections 16] [--threads 1] [--warmup 5] [--half-duration 20]
 
-Starts one `segue serve` (uvicorn, N workers) on 127.0.0.1 and, in the same run:
+Starts one `segue serve` (N uvicorn workers forked by gunicorn) on 127.0.0.1 and, in the same run:
 
 1. peak load, closed loop, with wrk (https://github.com/wg/wrk, Debian package `wrk`):
    `/v1/tracks/{id}/similar?limit=20` (the ensemble) on a random track id of the bundle per

@@ -12,6 +12,7 @@ worker that dies and marks its Prometheus files dead.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -52,6 +53,11 @@ def _child_exit(server: Any, worker: Any) -> None:
 def run(*, host: str, port: int, workers: int, graceful_timeout: int = 30) -> None:
     """Serves until SIGTERM/SIGINT (then stops the workers gracefully)."""
     import service.app  # noqa: F401  # the imports every worker needs, done once before the fork
+
+    # the imported objects go to the permanent generation: a worker's collections skip them and
+    # do not write to (copy) the pages it shares with the arbiter
+    gc.collect()
+    gc.freeze()
 
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     _Arbiter(
