@@ -19,7 +19,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 WORKER_CLASS = "uvicorn_worker.UvicornWorker"
-# gunicorn 25+ opens a control socket in $HOME/.gunicorn or $XDG_RUNTIME_DIR: one per user, so
+# gunicorn 27 (pinned) opens a control socket in $HOME/.gunicorn or $XDG_RUNTIME_DIR: one per user, so
 # two servers on one machine would share it, and $HOME may not be writable in the image
 _OPTIONAL = {"control_socket_disable"}
 
