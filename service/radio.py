@@ -220,13 +220,14 @@ def _top_up(station: Station, catalogue: Catalogue, rules: Rules, *, force: bool
     banned = set(station.banned_artists)
     fresh: dict[str, Queued] = {}
     sources = [*reversed(station.liked[-rules.refill_sources :]), *station.seeds]
-    recent = list(reversed(station.played[-rules.refill_sources :]))
-    catalogue.prefetch([*sources, *recent])
+    catalogue.prefetch(sources)
     for track in sources:
         _merge(fresh, catalogue.neighbours(track), factor=1.0, exclude=exclude, banned=banned)
     need = rules.low_water * 2
     if len(fresh) < need:
-        # neighbours of the most recently played tracks, then anything eligible
+        # neighbours of the most recently played tracks (read only when needed), then anything
+        recent = list(reversed(station.played[-rules.refill_sources :]))
+        catalogue.prefetch(recent)
         for track in recent:
             _merge(fresh, catalogue.neighbours(track), factor=0.5, exclude=exclude, banned=banned)
         if len(fresh) < need:

@@ -22,7 +22,7 @@ from indexes.bundle import open_bundle
 from indexes.pipeline import BuildResult
 from service.store.base import RADIO
 from service.store.factory import open_store
-from tests.service.conftest import free_port
+from tests.service.conftest import children, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = ["dev", "prod"]
@@ -126,8 +126,7 @@ def test_the_deployments_own_command_serves_and_its_probes_answer(
         assert {ports[p["port"]] if isinstance(p["port"], str) else p["port"] for p in probes} \
             == {int(env["SEGUE_PORT"])}  # fmt: skip
         pid = proc.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        assert len(children) == workers  # the uvicorn workers gunicorn forked
+        assert len(children(pid)) == workers  # the uvicorn workers gunicorn forked
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -32,6 +32,11 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=10.0)
 
 
+def children(pid: int) -> set[int]:
+    """The child processes of `pid`: for `segue serve`, its uvicorn workers (gunicorn forks them)."""
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

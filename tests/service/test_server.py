@@ -10,11 +10,7 @@ from pathlib import Path
 import httpx
 
 from indexes.pipeline import BuildResult
-from tests.service.conftest import start_server, stop_server, wait_ready
-
-
-def children(pid: int) -> set[int]:
-    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+from tests.service.conftest import children, start_server, stop_server, wait_ready
 
 
 def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(

@@ -23,7 +23,7 @@ import pytest
 
 from indexes.pipeline import BuildResult
 from tests.service import cassandra_server as cassandra
-from tests.service.conftest import Server, start_server, stop_server, wait_ready
+from tests.service.conftest import Server, children, start_server, stop_server, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,9 +53,7 @@ def cassandra_server(
 
 
 def workers(server: Server) -> set[int]:
-    """The uvicorn worker processes: the children of `segue serve` (gunicorn's arbiter)."""
-    pid = server.process.pid
-    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return children(server.process.pid)
 
 
 def some_tracks(http: httpx.Client, n: int) -> list[str]:
