@@ -1,11 +1,21 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
 from service.api import schemas
-from service.api.deps import Loaded, RequestMetrics, Stores, artist_out, artist_row
+from service.api.deps import (
+    Loaded,
+    RequestMetrics,
+    Stores,
+    artist_json,
+    artist_out,
+    artist_row,
+    body,
+    score,
+)
 from service.settings import Settings
 
 ArtistId = Annotated[str, Path(min_length=1, max_length=256)]
@@ -20,11 +30,11 @@ def router(settings: Settings) -> APIRouter:
         loaded: Loaded,
         q: Annotated[str, Query(max_length=200)] = "",
         limit: Limit = settings.default_limit,
-    ) -> schemas.ArtistList:
+    ) -> JSONResponse:
         """Artists whose name contains `q` (case-insensitive), most listened first; empty `q` lists."""
         b = loaded.bundle
         rows = recommend.search(b.artists, query=q, limit=limit)
-        return schemas.ArtistList(items=[artist_out(b, r) for r in rows])
+        return body({"items": [artist_json(b, r) for r in rows]})
 
     @r.get(
         "/{artist_id}", response_model=schemas.Artist, responses={404: {"model": schemas.Problem}}
@@ -43,7 +53,7 @@ def router(settings: Settings) -> APIRouter:
         monitor: Stores,
         m: RequestMetrics,
         limit: Limit = neighbours.RELATED_SIZE,
-    ) -> schemas.RelatedArtists:
+    ) -> JSONResponse:
         """The artists most related to one artist (the ensemble of every model): the store's
         precomputed list when it has one, else computed from the bundle (also when the store
         is down)."""
@@ -58,14 +68,10 @@ def router(settings: Settings) -> APIRouter:
         m.radio_cache.labels(
             "related", "hit" if listing.source == neighbours.CACHE else "miss"
         ).inc()
-        items = listing.items
-        return schemas.RelatedArtists(
-            artist=artist_out(b, row),
-            source=listing.source,
-            items=[
-                schemas.ScoredArtist(**artist_out(b, i.row).model_dump(), score=i.score)
-                for i in items
-            ],
-        )
+        return body({
+            "artist": artist_json(b, row),
+            "source": listing.source,
+            "items": [artist_json(b, i.row, score=score(i.score)) for i in listing.items],
+        })  # fmt: skip
 
     return r

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
 
 from indexes.bundle import Bundle
 from service.api import schemas
@@ -61,18 +63,45 @@ def artist_row(bundle: Bundle, artist_id: str) -> int:
     return row
 
 
-def track_out(bundle: Bundle, row: int) -> schemas.Track:
+def track_json(bundle: Bundle, row: int, **extra: Any) -> dict[str, Any]:
+    """One track as the JSON object of `schemas.Track` (plus `extra` fields, e.g. score).
+
+    List endpoints build these as plain dicts and return them with `body()`: the values come
+    from the bundle, so validating dozens of pydantic models per request (and FastAPI validating
+    the response model once more) would cost more than the lookup. The schemas stay the OpenAPI
+    contract, and the API tests validate these bodies against them."""
     t = bundle.tracks
     assert t.artist is not None
     a = int(t.artist[row])
-    return schemas.Track(
-        id=t.id_of(row),
-        name=t.names[row],
-        artist=schemas.ArtistRef(id=bundle.artists.id_of(a), name=bundle.artists.names[a]),
-        listeners=int(t.listeners[row]),
-    )
+    return {
+        "id": t.id_of(row),
+        "name": t.names[row],
+        "artist": {"id": bundle.artists.id_of(a), "name": bundle.artists.names[a]},
+        "listeners": int(t.listeners[row]),
+        **extra,
+    }
+
+
+def artist_json(bundle: Bundle, row: int, **extra: Any) -> dict[str, Any]:
+    """One artist as the JSON object of `schemas.Artist` (plus `extra`); see `track_json`."""
+    a = bundle.artists
+    return {"id": a.id_of(row), "name": a.names[row], "listeners": int(a.listeners[row]), **extra}
+
+
+def score(value: float) -> float:
+    """A score as JSON can carry it (a non-finite float would fail the encoder: 0.0)."""
+    v = float(value)
+    return v if math.isfinite(v) else 0.0
+
+
+def body(content: dict[str, Any]) -> JSONResponse:
+    """A 200 JSON response from plain data (the route's response_model documents it)."""
+    return JSONResponse(content)
+
+
+def track_out(bundle: Bundle, row: int) -> schemas.Track:
+    return schemas.Track.model_validate(track_json(bundle, row))
 
 
 def artist_out(bundle: Bundle, row: int) -> schemas.Artist:
-    a = bundle.artists
-    return schemas.Artist(id=a.id_of(row), name=a.names[row], listeners=int(a.listeners[row]))
+    return schemas.Artist.model_validate(artist_json(bundle, row))

@@ -1,6 +1,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import stations
@@ -10,7 +11,8 @@ from service.api.deps import (
     NotFound,
     RequestMetrics,
     Stores,
-    track_out,
+    body,
+    track_json,
     track_row,
 )
 from service.radio import Station
@@ -72,7 +74,7 @@ def router(settings: Settings) -> APIRouter:
         monitor: Stores,
         m: RequestMetrics,
         limit: Annotated[int, Query(ge=1, le=50)] = 10,
-    ) -> schemas.StationTracks:
+    ) -> JSONResponse:
         """The station's next tracks; this advances the station (they count as played)."""
         station, tracks = await run_in_threadpool(
             stations.next_tracks, loaded, monitor.store(), station_id=station_id, n=limit,
@@ -81,10 +83,10 @@ def router(settings: Settings) -> APIRouter:
         m.station_events.labels("track_served", station.variant).inc(len(tracks))
         b = loaded.bundle
         rows = [b.tracks.row_of(t) for t in tracks]
-        return schemas.StationTracks(
-            station_id=station_id,
-            items=[track_out(b, row) for row in rows if row is not None],
-        )
+        return body({
+            "station_id": station_id,
+            "items": [track_json(b, row) for row in rows if row is not None],
+        })  # fmt: skip
 
     @r.post("/{station_id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)
     async def feedback(

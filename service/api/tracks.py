@@ -1,11 +1,21 @@
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
 from service.api import schemas
-from service.api.deps import Loaded, RequestMetrics, Stores, track_out, track_row
+from service.api.deps import (
+    Loaded,
+    RequestMetrics,
+    Stores,
+    body,
+    score,
+    track_json,
+    track_out,
+    track_row,
+)
 from service.settings import Settings
 
 TrackId = Annotated[str, Path(min_length=1, max_length=256)]
@@ -20,11 +30,11 @@ def router(settings: Settings) -> APIRouter:
         loaded: Loaded,
         q: Annotated[str, Query(max_length=200)] = "",
         limit: Limit = settings.default_limit,
-    ) -> schemas.TrackList:
+    ) -> JSONResponse:
         """Tracks whose name contains `q` (case-insensitive), most listened first; empty `q` lists."""
         b = loaded.bundle
         rows = recommend.search(b.tracks, query=q, limit=limit)
-        return schemas.TrackList(items=[track_out(b, r) for r in rows])
+        return body({"items": [track_json(b, r) for r in rows]})
 
     @r.get("/{track_id}", response_model=schemas.Track, responses={404: {"model": schemas.Problem}})
     async def get_track(track_id: TrackId, loaded: Loaded) -> schemas.Track:
@@ -42,7 +52,7 @@ def router(settings: Settings) -> APIRouter:
         model: Annotated[
             str, Query(description="a model of the bundle, or `ensemble`")
         ] = "ensemble",
-    ) -> schemas.SimilarTracks:
+    ) -> JSONResponse:
         """The tracks most similar to one track, at most `artist_cap` per artist."""
         b = loaded.bundle
         allowed = recommend.sources(loaded, entity="tracks")
@@ -56,14 +66,11 @@ def router(settings: Settings) -> APIRouter:
         items = recommend.similar_tracks(
             loaded, row=row, limit=limit, source=model, artist_cap=settings.artist_cap
         )
-        return schemas.SimilarTracks(
-            track=track_out(b, row),
-            model=model,
-            items=[
-                schemas.ScoredTrack(**track_out(b, i.row).model_dump(), score=i.score)
-                for i in items
-            ],
-        )
+        return body({
+            "track": track_json(b, row),
+            "model": model,
+            "items": [track_json(b, i.row, score=score(i.score)) for i in items],
+        })  # fmt: skip
 
     @r.get(
         "/{track_id}/radio-neighbours",
@@ -76,7 +83,7 @@ def router(settings: Settings) -> APIRouter:
         monitor: Stores,
         m: RequestMetrics,
         limit: Annotated[int, Query(ge=1, le=settings.radio_size)] = settings.radio_size,
-    ) -> schemas.RadioNeighbours:
+    ) -> JSONResponse:
         """The track's top radio neighbours (the ensemble's best, a few per artist), from the
         store's cache; on a miss they are computed, written back and served. 503 if the store
         is down."""
@@ -92,13 +99,10 @@ def router(settings: Settings) -> APIRouter:
             per_source=settings.radio_candidates_per_source,
         )
         m.radio_cache.labels("radio", "hit" if listing.source == neighbours.CACHE else "miss").inc()
-        return schemas.RadioNeighbours(
-            track=track_out(b, row),
-            source=listing.source,
-            items=[
-                schemas.ScoredTrack(**track_out(b, i.row).model_dump(), score=i.score)
-                for i in listing.items[:limit]
-            ],
-        )
+        return body({
+            "track": track_json(b, row),
+            "source": listing.source,
+            "items": [track_json(b, i.row, score=score(i.score)) for i in listing.items[:limit]],
+        })  # fmt: skip
 
     return r

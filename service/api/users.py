@@ -1,10 +1,11 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
 from service import recommend
 from service.api import schemas
-from service.api.deps import Loaded, NotFound, track_out
+from service.api.deps import Loaded, NotFound, body, score, track_json
 from service.settings import Settings
 
 UserId = Annotated[str, Path(min_length=1, max_length=256)]
@@ -21,7 +22,7 @@ def router(settings: Settings) -> APIRouter:
     )
     async def recommendations(
         user_id: UserId, loaded: Loaded, limit: Limit = settings.default_limit
-    ) -> schemas.Recommendations:
+    ) -> JSONResponse:
         """Tracks for one listener from their vector, leaving out what they already played,
         each with a reason."""
         b = loaded.bundle
@@ -33,14 +34,11 @@ def router(settings: Settings) -> APIRouter:
         items = recommend.user_recommendations(
             loaded, user=row, limit=limit, artist_cap=settings.artist_cap
         )
-        return schemas.Recommendations(
-            user=user_id,
-            items=[
-                schemas.RecommendedTrack(
-                    **track_out(b, i.row).model_dump(), score=i.score, reason=i.reason or ""
-                )
-                for i in items
+        return body({
+            "user": user_id,
+            "items": [
+                track_json(b, i.row, score=score(i.score), reason=i.reason or "") for i in items
             ],
-        )
+        })  # fmt: skip
 
     return r

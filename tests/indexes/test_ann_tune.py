@@ -61,3 +61,25 @@ def test_ties_count_as_hits() -> None:
     ix = _index(v, trees=4)
     recall, _ = recall_at(ix, exact_top(v, np.arange(5)), search_k=5000)
     assert recall == 1.0
+
+
+def test_a_near_miss_is_not_a_hit() -> None:
+    """ann-benchmarks' tolerance is 1e-3 in distance, not in cosine: in a dense cluster (10th
+    cosine ~0.995) an item 5e-4 below the 10th cosine is ~2.5e-3 further away, so a miss."""
+    base = np.zeros(8, dtype=np.float32)
+    base[0] = 1.0
+    # query 0; items 1..10 at cos 0.995 (the exact top 10); item 11 at cos 0.9945
+    rows = [base]
+    for cos in [0.995] * 10 + [0.9945]:
+        v = np.zeros(8, dtype=np.float32)
+        v[0], v[1 + len(rows) % 7] = cos, np.sqrt(1 - cos * cos)
+        rows.append(v)
+    v = np.vstack(rows)
+    exact = exact_top(v, np.array([0]))
+
+    class Fixed:  # an "index" that returns the near miss in place of one true neighbour
+        def get_nns_by_item(self, item: int, n: int, search_k: int) -> list[int]:
+            return [0, *range(1, 10), 11]
+
+    recall, _ = recall_at(Fixed(), exact, search_k=1)
+    assert recall == 0.9

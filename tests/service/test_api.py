@@ -74,6 +74,39 @@ def test_similar_tracks(http: httpx.Client, model: str) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_list_bodies_match_their_response_models(
+    http: httpx.Client, served_build: BuildResult
+) -> None:
+    """The list endpoints build their JSON without pydantic; it must still be exactly what the
+    OpenAPI response models say: validating and dumping again gives the same body back."""
+    from indexes.bundle import open_bundle
+    from service.api import schemas
+
+    with open_bundle(served_build.path) as b:
+        assert b.users is not None
+        user = b.users.id_of(3)
+    t = first_track(http)
+    a = http.get("/v1/artists", params={"limit": 1}).json()["items"][0]
+    station = http.post("/v1/stations", json={"user_id": "u0003", "tracks": [t["id"]]}).json()
+    cases = [
+        ("/v1/tracks?limit=5", schemas.TrackList),
+        ("/v1/artists?limit=5", schemas.ArtistList),
+        (f"/v1/tracks/{t['id']}/similar", schemas.SimilarTracks),
+        (f"/v1/tracks/{t['id']}/similar?model=als", schemas.SimilarTracks),
+        (f"/v1/tracks/{t['id']}/radio-neighbours?limit=30", schemas.RadioNeighbours),
+        (f"/v1/artists/{a['id']}/related", schemas.RelatedArtists),
+        (f"/v1/users/{user}/recommendations", schemas.Recommendations),
+        (f"/v1/stations/{station['id']}/tracks?limit=3", schemas.StationTracks),
+    ]
+    for path, model in cases:
+        r = http.get(path)
+        assert r.status_code == 200, (path, r.text)
+        assert r.headers["content-type"] == "application/json"
+        parsed = model.model_validate(r.json(), strict=True)
+        assert parsed.model_dump(mode="json") == r.json(), path
+        assert r.json()["items"], path
+
+
 def test_similar_defaults_to_the_ensemble(http: httpx.Client) -> None:
     t = first_track(http)
     body = http.get(f"/v1/tracks/{t['id']}/similar").json()
