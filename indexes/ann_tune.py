@@ -1,9 +1,11 @@
 """Chooses each Annoy index's search_k by measuring recall@10 against exact brute force.
 
 On a sample of indexed items, the exact top 10 (cosine) is computed with numpy; then the index
-is queried with growing search_k until recall@10 reaches the target. The chosen search_k and
-the measured recall and latency go into the manifest, so the service asks each index for just
-enough work to meet the recall target.
+is queried with growing search_k until recall@10 reaches the target, or search_k reaches its cap
+(a bound on the work, hence the latency, of one query: on a large catalogue whose vectors have no
+low-dimensional structure Annoy may need 50000 for 0.95, ~8 ms a query). The chosen search_k,
+the measured recall and latency, and whether the target was met go into the manifest, so the
+service asks each index for just enough work.
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ class Tuned:
     search_k: int
     recall: float
     ms_per_query: float
+    target: float | None = None  # None: search_k was given, not tuned
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "search_k": self.search_k,
             "recall_at_10": round(self.recall, 4),
             "ms_per_query": round(self.ms_per_query, 4),
         }
+        if self.target is not None:
+            out["recall_target"] = self.target
+            out["recall_target_met"] = self.recall >= self.target
+        return out
 
 
 # ann-benchmarks' tolerance: a returned item is a hit when its distance to the query is at most
@@ -97,19 +104,23 @@ def tune_search_k(
     queries: int = 200,
     seed: int = 0,
     candidates: tuple[int, ...] = CANDIDATES,
+    max_search_k: int | None = None,
 ) -> Tuned:
-    """The smallest candidate search_k whose recall@10 reaches `target` (else the largest)."""
+    """The smallest candidate search_k whose recall@10 reaches `target`; else the largest
+    candidate up to `max_search_k` (its recall below the target, which `Tuned` records)."""
     n = len(vectors)
     if n <= K + 1:
-        return Tuned(search_k=-1, recall=1.0, ms_per_query=0.0)
+        return Tuned(search_k=-1, recall=1.0, ms_per_query=0.0, target=target)
+    if max_search_k is not None:
+        candidates = tuple(c for c in candidates if c <= max_search_k) or (max_search_k,)
     rng = np.random.default_rng(seed)
     sample = rng.choice(n, size=min(queries, n), replace=False).astype(np.int64)
     exact = exact_top(vectors, sample)
     index.get_nns_by_item(int(sample[0]), K + 1, search_k=candidates[0])  # warm the mapping
-    best = Tuned(search_k=candidates[-1], recall=0.0, ms_per_query=0.0)
+    best = Tuned(search_k=candidates[-1], recall=0.0, ms_per_query=0.0, target=target)
     for sk in candidates:
         recall, ms = recall_at(index, exact, search_k=sk)
-        best = Tuned(search_k=sk, recall=recall, ms_per_query=ms)
+        best = Tuned(search_k=sk, recall=recall, ms_per_query=ms, target=target)
         if recall >= target or sk >= n * 2:
             break
     return best

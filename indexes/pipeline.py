@@ -30,6 +30,10 @@ class BuildConfig:
     # (recall@10 against brute force on a sample), measured per index at build time
     search_k: int | None = None
     target_recall: float = 0.95
+    # the most search_k tuning may choose: where no search_k up to it reaches the target, the
+    # index keeps this one and the manifest says `recall_target_met: false` (a bound on the
+    # latency of every query; the ensemble ranks candidates from every source anyway)
+    max_search_k: int = 5000
     seed: int = 42
     validation_fraction: float = 0.05
     min_validation_users: int = 150  # small data sets need a bigger share to label enough pairs
@@ -164,9 +168,14 @@ def build_bundle(
                 )
                 tuned = _tune(staging / entry["file"], entry, m[mask], config)
                 entry.update(tuned.to_json())
+                short = (
+                    f" (below the {tuned.target} target: --max-search-k {config.max_search_k})"
+                    if tuned.target is not None and tuned.recall < tuned.target
+                    else ""
+                )
                 log(
                     f"  {model.name}.{entity}: search_k {tuned.search_k}, recall@10 {tuned.recall:.3f}, "
-                    f"{tuned.ms_per_query:.3f} ms/query"
+                    f"{tuned.ms_per_query:.3f} ms/query{short}"
                 )
                 index_entries.append(entry)
 
@@ -233,7 +242,13 @@ def _tune(path: Path, entry: dict[str, Any], vectors: np.ndarray, config: BuildC
             )
             recall, ms = recall_at(index, exact_top(vectors, queries), search_k=config.search_k)
             return Tuned(search_k=config.search_k, recall=recall, ms_per_query=ms)
-        return tune_search_k(index, vectors, target=config.target_recall, seed=config.seed)
+        return tune_search_k(
+            index,
+            vectors,
+            target=config.target_recall,
+            seed=config.seed,
+            max_search_k=config.max_search_k,
+        )
     finally:
         index.unload()
 

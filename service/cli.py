@@ -269,12 +269,18 @@ def _build_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="Annoy search_k for every index (default: per index, the smallest reaching recall@10 0.95)",
     )
+    p.add_argument(
+        "--max-search-k",
+        type=int,
+        default=5000,
+        help="the most search_k tuning may choose when recall@10 0.95 needs more (default 5000)",
+    )
 
 
 def _config(args: argparse.Namespace) -> Any:
     from indexes.pipeline import BuildConfig
 
-    for name in ("dims", "trees", "search_k"):
+    for name in ("dims", "trees", "search_k", "max_search_k"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"segue: --{name.replace('_', '-')} must be at least 1")
     variants: dict[str, Any] = {}
@@ -291,6 +297,7 @@ def _config(args: argparse.Namespace) -> Any:
         dims=args.dims,
         n_trees=args.trees,
         search_k=args.search_k,
+        max_search_k=args.max_search_k,
         seed=args.seed,
         keep=getattr(args, "keep", 3),
     )
@@ -394,6 +401,11 @@ def _describe(path: Path, manifest: dict[str, Any]) -> str:
         lines.append(
             f"  {ix['model']:<10} {ix['entity']:<8} {ix['n_items']:>9} items  {ix['dims']:>4} dims  "
             f"{ix['metric']:<8} {ix['n_trees']:>3} trees  search_k {ix.get('search_k', -1)}"
+            + (
+                f"  recall@10 {ix['recall_at_10']} (below the {ix['recall_target']} target)"
+                if ix.get("recall_target_met") is False
+                else ""
+            )
         )
     lines.append("ensemble weights:")
     for entity, e in manifest["ensemble"].items():

@@ -1,20 +1,21 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
 from service.api import schemas
 from service.api.deps import (
+    Json,
     Loaded,
     RequestMetrics,
     Stores,
     artist_json,
     artist_out,
     artist_row,
+    artists_json,
     body,
-    score,
+    scores,
 )
 from service.settings import Settings
 
@@ -30,11 +31,11 @@ def router(settings: Settings) -> APIRouter:
         loaded: Loaded,
         q: Annotated[str, Query(max_length=200)] = "",
         limit: Limit = settings.default_limit,
-    ) -> JSONResponse:
+    ) -> Json:
         """Artists whose name contains `q` (case-insensitive), most listened first; empty `q` lists."""
         b = loaded.bundle
         rows = recommend.search(b.artists, query=q, limit=limit)
-        return body({"items": [artist_json(b, r) for r in rows]})
+        return body({"items": artists_json(b, rows)})
 
     @r.get(
         "/{artist_id}", response_model=schemas.Artist, responses={404: {"model": schemas.Problem}}
@@ -53,7 +54,7 @@ def router(settings: Settings) -> APIRouter:
         monitor: Stores,
         m: RequestMetrics,
         limit: Limit = neighbours.RELATED_SIZE,
-    ) -> JSONResponse:
+    ) -> Json:
         """The artists most related to one artist (the ensemble of every model): the store's
         precomputed list when it has one, else computed from the bundle (also when the store
         is down)."""
@@ -71,7 +72,9 @@ def router(settings: Settings) -> APIRouter:
         return body({
             "artist": artist_json(b, row),
             "source": listing.source,
-            "items": [artist_json(b, i.row, score=score(i.score)) for i in listing.items],
+            "items": artists_json(
+                b, [i.row for i in listing.items], score=scores([i.score for i in listing.items])
+            ),
         })  # fmt: skip
 
     return r

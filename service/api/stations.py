@@ -1,19 +1,19 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import stations
 from service.api import schemas
 from service.api.deps import (
+    Json,
     Loaded,
     NotFound,
     RequestMetrics,
     Stores,
     body,
-    track_json,
     track_row,
+    tracks_json,
 )
 from service.radio import Station
 from service.settings import Settings
@@ -74,7 +74,7 @@ def router(settings: Settings) -> APIRouter:
         monitor: Stores,
         m: RequestMetrics,
         limit: Annotated[int, Query(ge=1, le=50)] = 10,
-    ) -> JSONResponse:
+    ) -> Json:
         """The station's next tracks; this advances the station (they count as played)."""
         station, tracks = await run_in_threadpool(
             stations.next_tracks, loaded, monitor.store(), station_id=station_id, n=limit,
@@ -85,7 +85,7 @@ def router(settings: Settings) -> APIRouter:
         rows = [b.tracks.row_of(t) for t in tracks]
         return body({
             "station_id": station_id,
-            "items": [track_json(b, row) for row in rows if row is not None],
+            "items": tracks_json(b, [row for row in rows if row is not None]),
         })  # fmt: skip
 
     @r.post("/{station_id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)

@@ -1,20 +1,21 @@
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
 from service.api import schemas
 from service.api.deps import (
+    Json,
     Loaded,
     RequestMetrics,
     Stores,
     body,
-    score,
+    scores,
     track_json,
     track_out,
     track_row,
+    tracks_json,
 )
 from service.settings import Settings
 
@@ -30,11 +31,11 @@ def router(settings: Settings) -> APIRouter:
         loaded: Loaded,
         q: Annotated[str, Query(max_length=200)] = "",
         limit: Limit = settings.default_limit,
-    ) -> JSONResponse:
+    ) -> Json:
         """Tracks whose name contains `q` (case-insensitive), most listened first; empty `q` lists."""
         b = loaded.bundle
         rows = recommend.search(b.tracks, query=q, limit=limit)
-        return body({"items": [track_json(b, r) for r in rows]})
+        return body({"items": tracks_json(b, rows)})
 
     @r.get("/{track_id}", response_model=schemas.Track, responses={404: {"model": schemas.Problem}})
     async def get_track(track_id: TrackId, loaded: Loaded) -> schemas.Track:
@@ -52,7 +53,7 @@ def router(settings: Settings) -> APIRouter:
         model: Annotated[
             str, Query(description="a model of the bundle, or `ensemble`")
         ] = "ensemble",
-    ) -> JSONResponse:
+    ) -> Json:
         """The tracks most similar to one track, at most `artist_cap` per artist."""
         b = loaded.bundle
         allowed = recommend.sources(loaded, entity="tracks")
@@ -69,7 +70,9 @@ def router(settings: Settings) -> APIRouter:
         return body({
             "track": track_json(b, row),
             "model": model,
-            "items": [track_json(b, i.row, score=score(i.score)) for i in items],
+            "items": tracks_json(
+                b, [i.row for i in items], score=scores([i.score for i in items])
+            ),
         })  # fmt: skip
 
     @r.get(
@@ -83,7 +86,7 @@ def router(settings: Settings) -> APIRouter:
         monitor: Stores,
         m: RequestMetrics,
         limit: Annotated[int, Query(ge=1, le=settings.radio_size)] = settings.radio_size,
-    ) -> JSONResponse:
+    ) -> Json:
         """The track's top radio neighbours (the ensemble's best, a few per artist), from the
         store's cache; on a miss they are computed, written back and served. 503 if the store
         is down."""
@@ -99,10 +102,11 @@ def router(settings: Settings) -> APIRouter:
             per_source=settings.radio_candidates_per_source,
         )
         m.radio_cache.labels("radio", "hit" if listing.source == neighbours.CACHE else "miss").inc()
+        items = listing.items[:limit]
         return body({
             "track": track_json(b, row),
             "source": listing.source,
-            "items": [track_json(b, i.row, score=score(i.score)) for i in listing.items[:limit]],
+            "items": tracks_json(b, [i.row for i in items], score=scores([i.score for i in items])),
         })  # fmt: skip
 
     return r

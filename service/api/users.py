@@ -1,11 +1,10 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 
 from service import recommend
 from service.api import schemas
-from service.api.deps import Loaded, NotFound, body, score, track_json
+from service.api.deps import Json, Loaded, NotFound, body, scores, tracks_json
 from service.settings import Settings
 
 UserId = Annotated[str, Path(min_length=1, max_length=256)]
@@ -22,7 +21,7 @@ def router(settings: Settings) -> APIRouter:
     )
     async def recommendations(
         user_id: UserId, loaded: Loaded, limit: Limit = settings.default_limit
-    ) -> JSONResponse:
+    ) -> Json:
         """Tracks for one listener from their vector, leaving out what they already played,
         each with a reason."""
         b = loaded.bundle
@@ -36,9 +35,12 @@ def router(settings: Settings) -> APIRouter:
         )
         return body({
             "user": user_id,
-            "items": [
-                track_json(b, i.row, score=score(i.score), reason=i.reason or "") for i in items
-            ],
+            "items": tracks_json(
+                b,
+                [i.row for i in items],
+                score=scores([i.score for i in items]),
+                reason=[i.reason or "" for i in items],
+            ),
         })  # fmt: skip
 
     return r

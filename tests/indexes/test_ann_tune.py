@@ -48,8 +48,22 @@ def test_build_stores_the_measured_search_k(tmp_path: Path) -> None:
     built = build_bundle(generate_synthetic(n_tracks=400, seed=3), out=tmp_path, config=config)
     manifest = json.loads((built.path / "manifest.json").read_text())
     for ix in manifest["indexes"]:
-        assert ix["recall_at_10"] >= 0.95 or ix["search_k"] == 50000, ix
+        assert ix["recall_target"] == 0.95
+        assert ix["recall_target_met"] == (ix["recall_at_10"] >= 0.95), ix
+        assert ix["recall_target_met"] or ix["search_k"] == config.max_search_k, ix
         assert ix["search_k"] > 0 and ix["ms_per_query"] >= 0
+
+
+def test_tuning_stops_at_the_cap_and_says_the_target_was_missed() -> None:
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(3000, 16)).astype(np.float32)
+    ix = _index(v, trees=4)
+    tuned = tune_search_k(
+        ix, v, target=0.99, queries=100, candidates=(10, 50, 100, 100000), max_search_k=100
+    )
+    assert tuned.search_k == 100 and tuned.recall < 0.99
+    assert tuned.to_json()["recall_target_met"] is False
+    assert tuned.to_json()["recall_target"] == 0.99
 
 
 def test_ties_count_as_hits() -> None:
