@@ -118,17 +118,18 @@ class Scorer:
     def features(
         self, row: int, cands: NDArray[np.int32], lists: list[NDArray[np.int32]] | None = None
     ) -> NDArray[np.float32]:
+        """One row of features per candidate; `cands` sorted ascending (as `candidates` gives)."""
         lists = self.candidate_lists(row) if lists is None else lists
         n_models = len(self.anns)
         x = np.zeros((len(cands), len(self.names)), dtype=np.float32)
         for j, ann in enumerate(self.anns):
             x[:, j] = ann.similarities(row, cands)
         idx, sc = self.cooc.row(row)
-        x[:, n_models] = _lookup(idx, sc, cands)
+        _scatter(x[:, n_models], cands, idx, sc)
         x[:, n_models + 1] = self.log_pop[cands] / self.log_pop_max
         for j, ranked in enumerate(lists):
-            recip = (1.0 / (1.0 + np.arange(len(ranked)))).astype(np.float32)
-            x[:, n_models + 2 + j] = _lookup(ranked, recip, cands)
+            recip = 1.0 / (1.0 + np.arange(len(ranked), dtype=np.float32))
+            _scatter(x[:, n_models + 2 + j], cands, ranked, recip)
         return x
 
     def rank(
@@ -143,16 +144,17 @@ class Scorer:
         return cands[order], scores[order].astype(np.float32)
 
 
-def _lookup(
-    keys: NDArray[np.int32], values: NDArray[np.float32], query: NDArray[np.int32]
-) -> NDArray[np.float32]:
-    """values[i] where keys[i] == q, for each q in query; 0 where q is not among the keys."""
-    out = np.zeros(len(query), dtype=np.float32)
-    if len(keys) == 0 or len(query) == 0:
-        return out
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    pos = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
-    hit = sorted_keys[pos] == query
-    out[hit] = np.asarray(values)[order][pos[hit]]
-    return out
+def _scatter(
+    out: NDArray[np.float32],
+    sorted_keys: NDArray[np.int32],
+    keys: NDArray[np.int32],
+    values: NDArray[np.float32],
+) -> None:
+    """out[i] = values[j] where sorted_keys[i] == keys[j]; entries of `keys` that are not
+    among `sorted_keys` (ascending, unique) are ignored. One binary search per key."""
+    if len(keys) == 0 or len(sorted_keys) == 0:
+        return
+    pos = np.searchsorted(sorted_keys, keys)
+    pos[pos == len(sorted_keys)] = 0
+    hit = sorted_keys[pos] == keys
+    out[pos[hit]] = np.asarray(values, dtype=np.float32)[hit]

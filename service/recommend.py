@@ -41,17 +41,24 @@ def cap_per_artist(
     limit: int,
 ) -> list[Item]:
     """Keeps rows in order, at most `cap` per artist, until `limit` are kept."""
-    kept: list[Item] = []
-    per_artist: dict[int, int] = {}
-    for r, s in zip(rows.tolist(), scores.tolist(), strict=True):
-        a = int(artist[r])
-        if per_artist.get(a, 0) >= cap:
-            continue
-        per_artist[a] = per_artist.get(a, 0) + 1
-        kept.append(Item(row=r, score=float(s)))
-        if len(kept) == limit:
-            break
-    return kept
+    rows = np.asarray(rows)
+    if len(rows) == 0:
+        return []
+    a = np.asarray(artist[rows])
+    # each row's place among the rows of its artist so far: a stable sort groups the artists
+    # and keeps their order, and the place is the position minus the start of the group
+    order = np.argsort(a, kind="stable")
+    grouped = a[order]
+    new_group = np.ones(len(a), dtype=bool)
+    new_group[1:] = grouped[1:] != grouped[:-1]
+    starts = np.flatnonzero(new_group)
+    place = np.empty(len(a), dtype=np.int64)
+    place[order] = np.arange(len(a)) - np.repeat(starts, np.diff(np.append(starts, len(a))))
+    kept = np.flatnonzero(place < cap)[:limit]
+    return [
+        Item(row=r, score=s)
+        for r, s in zip(rows[kept].tolist(), np.asarray(scores)[kept].tolist(), strict=True)
+    ]
 
 
 def similar_tracks(

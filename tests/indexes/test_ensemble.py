@@ -45,6 +45,16 @@ def test_features_score_candidates_with_every_source(tiny_build: BuildResult) ->
         idx, sc = b.cooc["tracks"].row(row)
         j = int(np.flatnonzero(cands == idx[0])[0])
         assert x[j, scorer.names.index(COOC)] == pytest.approx(float(sc[0]))
+        # every cooc and rank feature, checked one candidate at a time against its list
+        lists = scorer.candidate_lists(row)
+        cooc = dict(zip(idx.tolist(), sc.tolist(), strict=True))
+        sources = [*scorer.models, COOC, POPULARITY]
+        for i, c in enumerate(cands.tolist()):
+            assert x[i, scorer.names.index(COOC)] == pytest.approx(cooc.get(c, 0.0))
+            for src, ranked in zip(sources, lists, strict=True):
+                at = ranked.tolist().index(c) if c in ranked.tolist() else None
+                want = 0.0 if at is None else 1.0 / (1.0 + at)
+                assert x[i, scorer.names.index(f"rank:{src}")] == pytest.approx(want), (src, c)
 
 
 def test_learned_weights_come_from_the_manifest(tiny_build: BuildResult) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from indexes.pipeline import BuildResult
 from service import recommend
@@ -41,6 +43,27 @@ def test_cap_per_artist_keeps_order() -> None:
     assert [
         i.row for i in recommend.cap_per_artist(rows, scores, artist=artist, cap=2, limit=3)
     ] == [5, 6, 8]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    artists=st.lists(st.integers(0, 6), min_size=0, max_size=60),
+    cap=st.integers(1, 4),
+    limit=st.integers(1, 30),
+)
+def test_cap_per_artist_is_the_plain_loop(artists: list[int], cap: int, limit: int) -> None:
+    """The vectorised cap gives what the obvious loop gives, for any order of artists."""
+    artist = np.asarray(artists, dtype=np.int32)
+    rows = np.arange(len(artist), dtype=np.int32)[::-1].copy()  # any order of rows
+    scores = np.linspace(1, 0, len(rows)).astype(np.float32)
+    want, per = [], Counter[int]()
+    for r in rows.tolist():
+        if per[int(artist[r])] < cap and len(want) < limit:
+            per[int(artist[r])] += 1
+            want.append(r)
+    got = recommend.cap_per_artist(rows, scores, artist=artist, cap=cap, limit=limit)
+    assert [i.row for i in got] == want
+    assert all(isinstance(i.row, int) and isinstance(i.score, float) for i in got)
 
 
 def test_user_recommendations_leave_out_played_tracks(loaded) -> None:  # type: ignore[no-untyped-def]
