@@ -123,30 +123,20 @@ def recall_at_k(
     queries: NDArray[np.int64],
     approx: list[list[int]],
     kth: NDArray[np.float32],
+    metric: str = "ties",
 ) -> float:
-    """Mean fraction of the K exact neighbours found. Ties count: an approximate neighbour is a hit
-    when its cosine to the query is at least the K-th exact one (identical vectors are common)."""
+    """Mean fraction of the K exact neighbours found. `ties`: an approximate neighbour is a hit
+    when its cosine to the query is at least the K-th exact one (identical vectors are common);
+    `ann-benchmarks`: when its angular distance is within EPSILON of the K-th exact one."""
     hits = 0
     for i, (q, found) in enumerate(zip(queries.tolist(), approx, strict=True)):
         if found:
             sims = unit[found] @ unit[q]
-            hits += int((sims >= kth[i] - TIE_EPS).sum())
-    return hits / (K * len(queries))
-
-
-def ab_recall_at_k(
-    *,
-    unit: NDArray[np.float32],
-    queries: NDArray[np.int64],
-    approx: list[list[int]],
-    kth: NDArray[np.float32],
-) -> float:
-    """ann-benchmarks' recall: a hit is within EPSILON of the K-th exact angular distance."""
-    hits = 0
-    for i, (q, found) in enumerate(zip(queries.tolist(), approx, strict=True)):
-        if found:
-            sims = unit[found] @ unit[q]
-            hits += int((angular(sims) <= angular(kth[i]) + EPSILON).sum())
+            if metric == "ties":
+                hit = sims >= kth[i] - TIE_EPS
+            else:
+                hit = angular(sims) <= angular(kth[i]) + EPSILON
+            hits += int(hit.sum())
     return hits / (K * len(queries))
 
 
@@ -176,7 +166,9 @@ def measure_index(
             model=index.model,
             search_k=search_k,
             recall=recall_at_k(unit=unit, queries=queries, approx=approx, kth=kth),
-            ab_recall=ab_recall_at_k(unit=unit, queries=queries, approx=approx, kth=kth),
+            ab_recall=recall_at_k(
+                unit=unit, queries=queries, approx=approx, kth=kth, metric="ann-benchmarks"
+            ),
             ms_per_query=1000.0 * seconds / len(queries),
         )
         ids = id_recall_at_k(top=top, approx=approx)

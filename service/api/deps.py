@@ -88,10 +88,7 @@ def tracks_json(
             np.asarray(t.listeners[r], dtype=np.int64).tolist(), strict=True,
         )
     ]  # fmt: skip
-    for name, values in columns.items():
-        for d, v in zip(out, values, strict=True):
-            d[name] = v
-    return out
+    return _with_columns(out, columns)
 
 
 def track_json(bundle: Bundle, row: int) -> dict[str, Any]:
@@ -112,14 +109,21 @@ def artists_json(
             strict=True,
         )
     ]  # fmt: skip
-    for name, values in columns.items():
-        for d, v in zip(out, values, strict=True):
-            d[name] = v
-    return out
+    return _with_columns(out, columns)
 
 
 def artist_json(bundle: Bundle, row: int) -> dict[str, Any]:
     return artists_json(bundle, [row])[0]
+
+
+def _with_columns(
+    out: list[dict[str, Any]], columns: dict[str, Sequence[Any]]
+) -> list[dict[str, Any]]:
+    """Adds field `name` = values[i] to out[i], for each column."""
+    for name, values in columns.items():
+        for d, v in zip(out, values, strict=True):
+            d[name] = v
+    return out
 
 
 def scores(values: Sequence[float]) -> list[float]:
