@@ -32,10 +32,27 @@ def test_vectors_have_the_promised_shape(
 def test_every_played_track_gets_a_vector(
     fitted: tuple[VectorModel, Vectors], tiny_data: Dataset
 ) -> None:
-    _, v = fitted
-    played = tiny_data.track_plays() > 0
-    assert v.track_mask[played].mean() > 0.99
+    """Every track with enough listeners for the model (ALS: `min_listeners`; the others: one)
+    gets a vector, and so does every artist."""
+    model, v = fitted
+    listeners = np.diff(tiny_data.interactions.tocsc().indptr)
+    enough = listeners >= getattr(model, "min_listeners", 1)
+    assert enough.mean() > 0.3
+    assert v.track_mask[enough].mean() > 0.99
     assert v.artist_mask.mean() > 0.99
+
+
+def test_als_leaves_tracks_with_few_listeners_without_a_vector(tiny_data: Dataset) -> None:
+    from indexes.models.als import AlsModel
+
+    listeners = np.diff(tiny_data.interactions.tocsc().indptr)
+    few = (listeners > 0) & (listeners < 5)
+    assert few.any()
+    v = AlsModel(factors=8, iterations=3, min_listeners=5).fit(tiny_data, seed=1)
+    assert not v.track_mask[few].any() and v.track_mask[listeners >= 5].all()
+    assert v.artist_mask.mean() > 0.99  # artists still get vectors from all their played tracks
+    every = AlsModel(factors=8, iterations=3, min_listeners=1).fit(tiny_data, seed=1)
+    assert every.track_mask[listeners > 0].all()
 
 
 def test_vectors_learn_the_catalogue_structure(
