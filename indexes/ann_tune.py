@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from indexes.models.base import normalise_rows
 
 K = 10
-CANDIDATES = (500, 1000, 2000, 3000, 5000, 10000, 20000, 50000)
+CANDIDATES = (500, 1000, 1500, 2000, 3000, 5000, 10000, 20000, 50000)
 
 
 @dataclass(frozen=True)

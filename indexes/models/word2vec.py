@@ -20,6 +20,8 @@ from indexes.datasets.shape import Dataset
 from indexes.models.base import Vectors, artists_from_tracks
 from indexes.progress import log
 
+MIN_PLAYS = 5
+
 
 @dataclass(frozen=True)
 class Word2VecModel:
@@ -29,7 +31,11 @@ class Word2VecModel:
     window: int = 5
     epochs: int = 5
     negative: int = 5
-    min_count: int = 1
+    min_count: int = 1  # every track is a token, so rare ones still give their neighbours context
+    # but only tracks played at least this often get a vector: a track seen in one or two
+    # sessions has a vector set by those few windows (noise that crowds every neighbourhood of
+    # the index, as with ALS's min_listeners)
+    min_plays: int = MIN_PLAYS
     sample: float = 1e-4
     workers: int = 2
 
@@ -85,7 +91,10 @@ class Word2VecModel:
         mask[keys] = True
         mask &= np.abs(tracks).sum(axis=1) > 0
         plays = np.bincount(seqs.items, minlength=n_tracks).astype(np.float32)
+        # artists from every track with a vector; then the tracks played too rarely lose theirs
         artists, artist_mask = artists_from_tracks(data, tracks, mask, weights=np.log1p(plays))
+        mask &= plays >= max(1, self.min_plays)
+        tracks[~mask] = 0.0
         return Vectors(tracks=tracks, track_mask=mask, artists=artists, artist_mask=artist_mask)
 
     def _empty(self, data: Dataset) -> Vectors:

@@ -32,11 +32,15 @@ def test_vectors_have_the_promised_shape(
 def test_every_played_track_gets_a_vector(
     fitted: tuple[VectorModel, Vectors], tiny_data: Dataset
 ) -> None:
-    """Every track with enough listeners for the model (ALS: `min_listeners`; the others: one)
-    gets a vector, and so does every artist."""
+    """Every track with enough support for the model gets a vector (ALS: `min_listeners`
+    listeners; word2vec: `min_plays` plays in sequences; content: one play), and so does every
+    artist."""
     model, v = fitted
     listeners = np.diff(tiny_data.interactions.tocsc().indptr)
-    enough = listeners >= getattr(model, "min_listeners", 1)
+    seq_plays = np.bincount(tiny_data.sequences.items, minlength=tiny_data.items.n_tracks)
+    enough = (listeners >= getattr(model, "min_listeners", 1)) & (
+        seq_plays >= getattr(model, "min_plays", 1)
+    )
     assert enough.mean() > 0.3
     assert v.track_mask[enough].mean() > 0.99
     assert v.artist_mask.mean() > 0.99
@@ -53,6 +57,18 @@ def test_als_leaves_tracks_with_few_listeners_without_a_vector(tiny_data: Datase
     assert v.artist_mask.mean() > 0.99  # artists still get vectors from all their played tracks
     every = AlsModel(factors=8, iterations=3, min_listeners=1).fit(tiny_data, seed=1)
     assert every.track_mask[listeners > 0].all()
+
+
+def test_word2vec_leaves_rarely_played_tracks_without_a_vector(tiny_data: Dataset) -> None:
+    from indexes.models.word2vec import Word2VecModel
+
+    plays = np.bincount(tiny_data.sequences.items, minlength=tiny_data.items.n_tracks)
+    rare = (plays > 0) & (plays < 5)
+    assert rare.any()
+    v = Word2VecModel(vector_size=8, epochs=1, min_plays=5).fit(tiny_data, seed=1)
+    assert not v.track_mask[rare].any() and v.track_mask[plays >= 5].mean() > 0.99
+    assert (v.tracks[rare] == 0).all()
+    assert v.artist_mask.mean() > 0.99
 
 
 def test_vectors_learn_the_catalogue_structure(
