@@ -170,7 +170,7 @@ def build_bundle(
                 entry.update(tuned.to_json())
                 short = (
                     f" (below the {tuned.target} target: --max-search-k {config.max_search_k})"
-                    if tuned.target is not None and tuned.recall < tuned.target
+                    if tuned.missed_target
                     else ""
                 )
                 log(

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from indexes.ann_tune import EPSILON, angular
+from indexes.ann_tune import hits
 from indexes.bundle import AnnIndex, open_bundle
 from indexes.datasets.synthetic import generate_synthetic
 from indexes.pipeline import BuildConfig, build_bundle
@@ -127,17 +127,14 @@ def recall_at_k(
 ) -> float:
     """Mean fraction of the K exact neighbours found. `ties`: an approximate neighbour is a hit
     when its cosine to the query is at least the K-th exact one (identical vectors are common);
-    `ann-benchmarks`: when its angular distance is within EPSILON of the K-th exact one."""
-    hits = 0
+    `ann-benchmarks`: `indexes.ann_tune.hits`, what the build tunes with."""
+    n_hits = 0
     for i, (q, found) in enumerate(zip(queries.tolist(), approx, strict=True)):
         if found:
             sims = unit[found] @ unit[q]
-            if metric == "ties":
-                hit = sims >= kth[i] - TIE_EPS
-            else:
-                hit = angular(sims) <= angular(kth[i]) + EPSILON
-            hits += int(hit.sum())
-    return hits / (K * len(queries))
+            hit = sims >= kth[i] - TIE_EPS if metric == "ties" else hits(sims, float(kth[i]))
+            n_hits += int(hit.sum())
+    return n_hits / (K * len(queries))
 
 
 def id_recall_at_k(*, top: NDArray[np.int64], approx: list[list[int]]) -> float:
