@@ -59,6 +59,7 @@ class BundleCatalogue:
         self.key = store_version(version, variant)
         self.tracks = loaded.bundle.tracks
         self._seen: dict[str, list[Candidate]] = {}
+        self._uncached: set[str] = set()  # prefetched and not in the store: no second read
 
     def artist_of(self, track: str) -> str | None:
         row = self.tracks.row_of(track)
@@ -90,11 +91,16 @@ class BundleCatalogue:
         found = self.store.get_many(kind=RADIO, version=self.key, keys=missing)
         for track, cached in found.items():
             self._seen[track] = self._candidates(cached, same_version=pinned)
+        self._uncached.update(t for t in missing if t not in found)
 
     def neighbours(self, track: str) -> list[Candidate]:
         if track in self._seen:
             return self._seen[track]
-        cached = self.store.get(kind=RADIO, version=self.key, key=track)
+        cached = (
+            None
+            if track in self._uncached
+            else self.store.get(kind=RADIO, version=self.key, key=track)
+        )
         pinned = self.loaded.version == self.version
         if cached is not None:
             result = self._candidates(cached, same_version=pinned)

@@ -128,3 +128,30 @@ def test_holder_swaps_and_closes_the_old_bundle_after_its_last_request(
             assert new is not old and new.bundle.path.name == "b"
     assert old.closed
     holder.close()
+
+
+def test_a_prefetched_miss_is_not_read_again(loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Tracks that a station's prefetch found without a cached list are computed on demand
+    without a second store read; found ones come from the prefetch."""
+    from service.stations import BundleCatalogue, StationConfig
+    from service.store.sqlite import SqliteStore
+
+    class Counting(SqliteStore):
+        gets = 0
+
+        def get(self, **kw):  # type: ignore[no-untyped-def]
+            Counting.gets += 1
+            return super().get(**kw)
+
+    store = Counting(path=tmp_path / "s.db")
+    tracks = [loaded.bundle.tracks.id_of(r) for r in (1, 2)]
+    config = StationConfig()
+    warm = BundleCatalogue(loaded, store, version=loaded.version, variant="control", config=config)
+    first = warm.neighbours(tracks[0])  # computed and written back
+    assert first and Counting.gets == 1
+    cat = BundleCatalogue(loaded, store, version=loaded.version, variant="control", config=config)
+    cat.prefetch(tracks)
+    assert cat.neighbours(tracks[0]) == first  # from the prefetch
+    assert cat.neighbours(tracks[1])  # not in the store: computed
+    assert Counting.gets == 1  # neither asked the store again
+    store.close()
