@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from indexes.models.base import normalise_rows
 
 K = 10
-CANDIDATES = (500, 1000, 1500, 2000, 3000, 5000, 10000, 20000, 50000)
+CANDIDATES = (500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 5000, 10000, 20000, 50000)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def tune_search_k(
     vectors: NDArray[np.float32],
     *,
     target: float = 0.95,
-    queries: int = 200,
+    queries: int = 1000,
     seed: int = 0,
     candidates: tuple[int, ...] = CANDIDATES,
     max_search_k: int | None = None,

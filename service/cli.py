@@ -262,7 +262,7 @@ def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dims", type=int, default=32, help="vector dimensions of every model (default 32)"
     )
-    p.add_argument("--trees", type=int, default=50, help="Annoy trees per index (default 50)")
+    p.add_argument("--trees", type=int, default=30, help="Annoy trees per index (default 30)")
     p.add_argument(
         "--search-k",
         type=int,

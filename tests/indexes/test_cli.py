@@ -69,3 +69,19 @@ def test_build_without_current_then_precompute_then_publish(
     assert main(["publish", "--bundles", str(out), "nope"]) == 1
     assert "nope" in capsys.readouterr().err
     assert (out / "current").resolve().name == live
+
+
+def test_build_option_defaults_are_the_build_config_defaults() -> None:
+    """`segue build`/`evaluate` spell their defaults out (the CLI imports no numpy to parse), so
+    they must follow BuildConfig's."""
+    import argparse
+
+    from indexes.pipeline import BuildConfig
+    from service.cli import _build_options, _config
+
+    parser = argparse.ArgumentParser()
+    _build_options(parser)
+    config, default = _config(parser.parse_args([])), BuildConfig()
+    assert (config.dims, config.n_trees, config.search_k, config.max_search_k, config.seed) == (
+        default.dims, default.n_trees, default.search_k, default.max_search_k, default.seed,
+    )  # fmt: skip
