@@ -26,8 +26,9 @@ from indexes.splits import validation_split
 class BuildConfig:
     dims: int = 32
     # Annoy trees per index. Fewer trees make a query cheaper at a given search_k (each query
-    # descends every tree), and at 1M tracks 30 reach recall 0.95 at a lower latency than 20 or
-    # 50 do (loadtest/README.md); they also build faster and take less disk.
+    # descends every tree). At 1M tracks 30 reach recall 0.95 in about the least time of the
+    # counts tried (10 to 200), and more steadily from one build to the next than 20
+    # (loadtest/README.md); they also build faster and take less disk than 50.
     n_trees: int = 30
     # Annoy search_k stored with each index; None: the smallest that reaches `target_recall`
     # (recall@10 against brute force on a sample), measured per index at build time
