@@ -22,7 +22,7 @@ from indexes.progress import log
 
 # At 1M synthetic tracks the vectors of tracks played 5-7 times make the index as hard to search
 # as ALS's rare tracks did (recall 0.95 needed search_k 2000-3000, 0.4-0.55 ms a query; from 8
-# plays on, 1000-1500, 0.25-0.32 ms). The cost at 100k tracks: word2vec's recall@20 0.0773 ->
+# plays on, 1000-1500, 0.22-0.32 ms). The cost at 100k tracks: word2vec's recall@20 0.0773 ->
 # 0.0752, the ensemble's 0.1593 -> 0.1583 (loadtest/README.md)
 MIN_PLAYS = 8
 
