@@ -15,7 +15,7 @@ from service.api.deps import (
     artist_row,
     artists_json,
     body,
-    scores,
+    scored_artists_json,
 )
 from service.settings import Settings
 
@@ -72,9 +72,7 @@ def router(settings: Settings) -> APIRouter:
         return body({
             "artist": artist_json(b, row),
             "source": listing.source,
-            "items": artists_json(
-                b, [i.row for i in listing.items], score=scores([i.score for i in listing.items])
-            ),
+            "items": scored_artists_json(b, listing.items),
         })  # fmt: skip
 
     return r

@@ -16,6 +16,7 @@ from indexes.bundle import Bundle
 from service.api import schemas
 from service.bundles import BundleHolder, LoadedBundle
 from service.metrics import Metrics
+from service.recommend import Item
 from service.stores import StoreMonitor
 
 VERSION_SCOPE_KEY = "segue.bundle_version"
@@ -126,9 +127,21 @@ def _with_columns(
     return out
 
 
-def scores(values: Sequence[float]) -> list[float]:
-    """Scores as JSON can carry them (a non-finite float becomes 0.0)."""
-    return [v if math.isfinite(v) else 0.0 for v in map(float, values)]
+def _scores(items: Sequence[Item]) -> list[float]:
+    """The items' scores as JSON can carry them (a non-finite float becomes 0.0)."""
+    return [v if math.isfinite(v) else 0.0 for v in (float(i.score) for i in items)]
+
+
+def scored_tracks_json(
+    bundle: Bundle, items: Sequence[Item], **columns: Sequence[Any]
+) -> list[dict[str, Any]]:
+    """Ranked items as tracks with their `score` (plus `columns`); see `tracks_json`."""
+    return tracks_json(bundle, [i.row for i in items], score=_scores(items), **columns)
+
+
+def scored_artists_json(bundle: Bundle, items: Sequence[Item]) -> list[dict[str, Any]]:
+    """Ranked items as artists with their `score`; see `tracks_json`."""
+    return artists_json(bundle, [i.row for i in items], score=_scores(items))
 
 
 class Json(Response):

@@ -11,7 +11,7 @@ from service.api.deps import (
     RequestMetrics,
     Stores,
     body,
-    scores,
+    scored_tracks_json,
     track_json,
     track_out,
     track_row,
@@ -70,9 +70,7 @@ def router(settings: Settings) -> APIRouter:
         return body({
             "track": track_json(b, row),
             "model": model,
-            "items": tracks_json(
-                b, [i.row for i in items], score=scores([i.score for i in items])
-            ),
+            "items": scored_tracks_json(b, items),
         })  # fmt: skip
 
     @r.get(
@@ -102,11 +100,10 @@ def router(settings: Settings) -> APIRouter:
             per_source=settings.radio_candidates_per_source,
         )
         m.radio_cache.labels("radio", "hit" if listing.source == neighbours.CACHE else "miss").inc()
-        items = listing.items[:limit]
         return body({
             "track": track_json(b, row),
             "source": listing.source,
-            "items": tracks_json(b, [i.row for i in items], score=scores([i.score for i in items])),
+            "items": scored_tracks_json(b, listing.items[:limit]),
         })  # fmt: skip
 
     return r

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Path, Query
 
 from service import recommend
 from service.api import schemas
-from service.api.deps import Json, Loaded, NotFound, body, scores, tracks_json
+from service.api.deps import Json, Loaded, NotFound, body, scored_tracks_json
 from service.settings import Settings
 
 UserId = Annotated[str, Path(min_length=1, max_length=256)]
@@ -35,12 +35,7 @@ def router(settings: Settings) -> APIRouter:
         )
         return body({
             "user": user_id,
-            "items": tracks_json(
-                b,
-                [i.row for i in items],
-                score=scores([i.score for i in items]),
-                reason=[i.reason or "" for i in items],
-            ),
+            "items": scored_tracks_json(b, items, reason=[i.reason or "" for i in items]),
         })  # fmt: skip
 
     return r
