@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from service.api import artists, ops, stations, tracks, users
 from service.api.deps import VERSION_SCOPE_KEY, NotFound
+from service.api.ids import RouteOnRawPath
 from service.bundles import BundleHolder, NoBundle
 from service.metrics import Metrics, route_label
 from service.recommend import Unavailable
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
         log.exception("error in %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
+    app.add_middleware(RouteOnRawPath)  # ids may hold "/": route on the encoded path
     app.add_middleware(ObserveMiddleware)
     return app
 

@@ -99,5 +99,6 @@ class Metrics:
 def route_label(scope: dict[str, Any]) -> str:
     """The route template (/v1/tracks/{track_id}), not the raw path, so labels stay few."""
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    # path_format drops the convertors: /v1/tracks/{track_id}, not /v1/tracks/{track_id:id}
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(path) if path else "unmatched"

@@ -2,6 +2,12 @@
 
 Shared by every text loader (plays CSV, sessions CSV, HetRec), so that they all decode the same
 way (UTF-8, latin-1 for lines that are not UTF-8, no BOM) and report bad rows the same way.
+
+Ids are read exactly as written: `read_ids` does not strip them, so an id such as
+``"shy fx & t-power - "`` (trailing space) or ``" intro"`` comes out of the loader, into the bundle
+and back out of the API unchanged. An id that is empty or only whitespace is a bad row, reported
+with its reason. Every other field (names, numbers, times, tags) has its surrounding whitespace
+stripped before it is parsed or stored.
 """
 
 from __future__ import annotations
@@ -24,12 +30,25 @@ from indexes.datasets.shape import (
 BOM = b"\xef\xbb\xbf"
 
 Splitter = Callable[[str], list[str]]
-Rows = Iterator[tuple[int, list[str]]]
 IdColumns = tuple[tuple[str, int], ...]
 
 
 class BadRow(Exception):
     """A row that cannot be loaded; the message is the reason reported with its line number."""
+
+
+class Fields(list[str]):
+    """The fields of one row with their surrounding whitespace stripped (what names, numbers,
+    times and tags are read from), and in `raw` exactly as written (what `read_ids` reads)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: list[str]) -> None:
+        super().__init__(map(str.strip, raw))
+        self.raw = raw
+
+
+Rows = Iterator[tuple[int, Fields]]
 
 
 def decode_lines(path: Path) -> list[str]:
@@ -74,7 +93,8 @@ def open_table(
     """Reads a delimited text file with a header line.
 
     Returns the file's report, the header (lower-cased column name -> field index) and an iterator
-    over (line number, stripped fields) of the data rows that have the header's number of fields.
+    over (line number, `Fields`) of the data rows that have the header's number of fields: the
+    fields stripped of surrounding whitespace, with the unstripped ones in `Fields.raw` (for ids).
     The iterator counts rows, blank lines and rows with a wrong number of fields in the report as
     it goes. Usage errors (no file, no header, a missing column) raise `ValueError` at once.
     """
@@ -128,7 +148,7 @@ def data_rows(
         if len(fields) != width:
             out.bad_row(line=number, reason=f"expected {width} fields, got {len(fields)}")
             continue
-        yield number, list(map(str.strip, fields))
+        yield number, Fields(fields)
 
 
 def id_column_spec(columns: dict[str, int], names: Sequence[str]) -> IdColumns:
@@ -137,11 +157,17 @@ def id_column_spec(columns: dict[str, int], names: Sequence[str]) -> IdColumns:
 
 
 def read_ids(fields: list[str], spec: IdColumns) -> list[str]:
-    """The values of required id columns; raises `BadRow` for an empty one."""
-    values = [fields[index] for _, index in spec]
-    if not all(values):
-        name = next(name for (name, _), value in zip(spec, values, strict=True) if not value)
-        raise BadRow(f"empty {name}")
+    """The values of required id columns exactly as written (`Fields.raw`: not stripped).
+
+    Raises `BadRow` for the first one that is empty ("empty track") or only whitespace
+    ("track '  ' is only whitespace")."""
+    raw = fields.raw if isinstance(fields, Fields) else fields
+    values = [raw[index] for _, index in spec]
+    for (name, _), value in zip(spec, values, strict=True):
+        if not value:
+            raise BadRow(f"empty {name}")
+        if value.isspace():
+            raise BadRow(f"{name} {value!r} is only whitespace")
     return values
 
 

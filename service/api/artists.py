@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
@@ -17,9 +17,8 @@ from service.api.deps import (
     body,
     scored_artists_json,
 )
+from service.api.ids import ArtistId
 from service.settings import Settings
-
-ArtistId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 def router(settings: Settings) -> APIRouter:
@@ -38,13 +37,15 @@ def router(settings: Settings) -> APIRouter:
         return body({"items": artists_json(b, rows)})
 
     @r.get(
-        "/{artist_id}", response_model=schemas.Artist, responses={404: {"model": schemas.Problem}}
+        "/{artist_id:id}",
+        response_model=schemas.Artist,
+        responses={404: {"model": schemas.Problem}},
     )
     async def get_artist(artist_id: ArtistId, loaded: Loaded) -> schemas.Artist:
         return artist_out(loaded.bundle, artist_row(loaded.bundle, artist_id))
 
     @r.get(
-        "/{artist_id}/related",
+        "/{artist_id:id}/related",
         response_model=schemas.RelatedArtists,
         responses={404: {"model": schemas.Problem}},
     )

@@ -1,6 +1,6 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import stations
@@ -15,10 +15,10 @@ from service.api.deps import (
     track_row,
     tracks_json,
 )
+from service.api.ids import StationId
 from service.radio import Station
 from service.settings import Settings
 
-StationId = Annotated[str, Path(min_length=1, max_length=64)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.Problem},
     503: {"model": schemas.Unavailable},
@@ -60,14 +60,14 @@ def router(settings: Settings) -> APIRouter:
         m.station_events.labels("created", station.variant).inc()
         return view(station, revision)
 
-    @r.get("/{station_id}", response_model=schemas.Station, responses=ERRORS)
+    @r.get("/{station_id:id}", response_model=schemas.Station, responses=ERRORS)
     async def get_station(station_id: StationId, monitor: Stores) -> schemas.Station:
         station, revision = await run_in_threadpool(
             stations.get, monitor.store(), station_id=station_id
         )
         return view(station, revision)
 
-    @r.get("/{station_id}/tracks", response_model=schemas.StationTracks, responses=ERRORS)
+    @r.get("/{station_id:id}/tracks", response_model=schemas.StationTracks, responses=ERRORS)
     async def next_tracks(
         station_id: StationId,
         loaded: Loaded,
@@ -88,7 +88,7 @@ def router(settings: Settings) -> APIRouter:
             "items": tracks_json(b, [row for row in rows if row is not None]),
         })  # fmt: skip
 
-    @r.post("/{station_id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)
+    @r.post("/{station_id:id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)
     async def feedback(
         station_id: StationId,
         body: schemas.Feedback,
@@ -106,7 +106,7 @@ def router(settings: Settings) -> APIRouter:
             m.station_events.labels(body.type, station.variant).inc()
         return schemas.FeedbackResult(applied=applied, station=view(station, revision))
 
-    @r.delete("/{station_id}", status_code=204, responses=ERRORS)
+    @r.delete("/{station_id:id}", status_code=204, responses=ERRORS)
     async def delete_station(station_id: StationId, monitor: Stores) -> Response:
         await run_in_threadpool(stations.delete, monitor.store(), station_id=station_id)
         return Response(status_code=204)

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
@@ -17,9 +17,8 @@ from service.api.deps import (
     track_row,
     tracks_json,
 )
+from service.api.ids import TrackId
 from service.settings import Settings
-
-TrackId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 def router(settings: Settings) -> APIRouter:
@@ -37,12 +36,14 @@ def router(settings: Settings) -> APIRouter:
         rows = recommend.search(b.tracks, query=q, limit=limit)
         return body({"items": tracks_json(b, rows)})
 
-    @r.get("/{track_id}", response_model=schemas.Track, responses={404: {"model": schemas.Problem}})
+    @r.get(
+        "/{track_id:id}", response_model=schemas.Track, responses={404: {"model": schemas.Problem}}
+    )
     async def get_track(track_id: TrackId, loaded: Loaded) -> schemas.Track:
         return track_out(loaded.bundle, track_row(loaded.bundle, track_id))
 
     @r.get(
-        "/{track_id}/similar",
+        "/{track_id:id}/similar",
         response_model=schemas.SimilarTracks,
         responses={404: {"model": schemas.Problem}},
     )
@@ -74,7 +75,7 @@ def router(settings: Settings) -> APIRouter:
         })  # fmt: skip
 
     @r.get(
-        "/{track_id}/radio-neighbours",
+        "/{track_id:id}/radio-neighbours",
         response_model=schemas.RadioNeighbours,
         responses={404: {"model": schemas.Problem}, 503: {"model": schemas.Unavailable}},
     )

@@ -1,13 +1,12 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
 from service import recommend
 from service.api import schemas
 from service.api.deps import Json, Loaded, NotFound, body, scored_tracks_json
+from service.api.ids import UserId
 from service.settings import Settings
-
-UserId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 def router(settings: Settings) -> APIRouter:
@@ -15,7 +14,7 @@ def router(settings: Settings) -> APIRouter:
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit)]
 
     @r.get(
-        "/{user_id}/recommendations",
+        "/{user_id:id}/recommendations",
         response_model=schemas.Recommendations,
         responses={404: {"model": schemas.Problem}},
     )

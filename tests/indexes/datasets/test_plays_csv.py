@@ -111,3 +111,54 @@ def test_file_without_header_is_a_usage_error(tmp_path):
     path.write_text("\n\n")
     with pytest.raises(ValueError, match=r"blank\.csv.*user, track, artist, count"):
         load_plays_csv(path)
+
+
+def test_ids_round_trip_exactly_and_blank_ids_are_bad_rows(tmp_path: Path) -> None:
+    """Ids are not stripped: surrounding whitespace, `/`, `%`, `?`, `#` and unicode stay as
+    written. Names, counts and tags are still read without their surrounding whitespace."""
+    path = tmp_path / "ids.csv"
+    path.write_text(
+        "user,track,artist,count,track_name,artist_name,tags\n"
+        "u1,shy fx & t-power - ,shy fx , 3 , Original Nuttah ,  Shy FX  , jungle | dnb \n"
+        "u1,shy fx & t-power -,shy fx,1,,,\n"
+        " u2 ,a/b,50%,2,,,\n"
+        'u2,"  quoted  ",#1,1,,,\n'
+        "u2,what?,Zoë ñ 東京,1,,,\n"
+        "u3,   ,a1,1,,,\n"
+        "u3,t9,\t,1,,,\n"
+        ",t9,a1,1,,,\n",
+        encoding="utf-8",
+    )
+    ds = load_plays_csv(path)
+    f = ds.report.files[0]
+    assert (f.rows, f.loaded, f.bad) == (8, 5, 3)
+    assert f.bad_examples == [
+        (7, "track '   ' is only whitespace"),
+        (8, "artist '\\t' is only whitespace"),
+        (9, "empty user"),
+    ]
+    items = ds.items
+    assert items.track_ids.tolist() == [
+        "shy fx & t-power - ",
+        "shy fx & t-power -",
+        "a/b",
+        "  quoted  ",
+        "what?",
+    ]
+    assert items.artist_ids.tolist() == ["shy fx ", "shy fx", "50%", "#1", "Zoë ñ 東京"]
+    assert ds.user_ids.tolist() == ["u1", " u2 ", "u2"]  # " u2 " and "u2" are two users
+    # names and tags lose their surrounding whitespace; a missing name falls back to the exact id
+    assert items.track_names.tolist() == [
+        "Original Nuttah",
+        "shy fx & t-power -",
+        "a/b",
+        "  quoted  ",
+        "what?",
+    ]
+    assert items.artist_names.tolist() == ["Shy FX", "shy fx", "50%", "#1", "Zoë ñ 東京"]
+    assert items.tag_names.tolist() == ["jungle", "dnb"]
+    assert ds.interactions.toarray().tolist() == [
+        [3, 1, 0, 0, 0],
+        [0, 0, 2, 0, 0],
+        [0, 0, 0, 1, 1],
+    ]
