@@ -14,7 +14,9 @@ Rules:
 - Within a session, tracks are ordered by position when the file has a position column, else by
   timestamp; ties keep file order. Sessions come in order of first appearance.
 - A sequence's timestamp is its session's earliest timestamp (NaN when the file has no timestamp
-  column). Its user is the row's user (or the session itself when there is no user column).
+  column); its ``times`` are each row's timestamp in the sequence's order (None without a
+  timestamp column; with a position column too they follow the positions). Its user is the
+  row's user (or the session itself when there is no user column).
 - Interactions are derived from the sequences: one play per sequence position.
 - Bad rows are reported with their line number and not loaded: a wrong number of fields, malformed
   quoting, an empty session/track/artist/user, a position that is not an integer, a timestamp that
@@ -62,20 +64,23 @@ def _parse_position(text: str) -> int:
     return value
 
 
-def _parse_timestamp(text: str) -> float:
-    """Unix seconds from a number or an ISO 8601 date-time; raises `BadRow` otherwise."""
+def parse_timestamp(text: str, column: str = "timestamp") -> float:
+    """Unix seconds from a number or an ISO 8601 date-time; raises `BadRow` otherwise.
+
+    ISO times without a zone are taken as UTC. `column` names the field in the reason.
+    """
     try:
         value = float(text)
     except ValueError:
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            raise BadRow(f"timestamp {text!r} is neither unix seconds nor ISO 8601") from None
+            raise BadRow(f"{column} {text!r} is neither unix seconds nor ISO 8601") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         value = moment.timestamp()
     if not math.isfinite(value):
-        raise BadRow(f"timestamp {text!r} is not finite")
+        raise BadRow(f"{column} {text!r} is not finite")
     return value
 
 
@@ -99,6 +104,7 @@ def load_sessions_csv(path: Path) -> Dataset:
     session_start: list[float] = []
     row_session: list[int] = []
     row_key: list[float] = []
+    row_time: list[float] = []
     row_track: list[int] = []
     seen: set[tuple[str, float, str]] = set()
     for line, fields in rows:
@@ -107,7 +113,7 @@ def load_sessions_csv(path: Path) -> Dataset:
             user = read_ids(fields, user_column)[0] if user_column else session
             position = _parse_position(fields[i_position]) if i_position is not None else 0
             timestamp = (
-                _parse_timestamp(fields[i_timestamp]) if i_timestamp is not None else math.nan
+                parse_timestamp(fields[i_timestamp]) if i_timestamp is not None else math.nan
             )
             catalogue.check(track, artist)
             s = sessions.index.get(session)
@@ -140,6 +146,7 @@ def load_sessions_csv(path: Path) -> Dataset:
             session_start[s] = timestamp
         row_session.append(s)
         row_key.append(key)
+        row_time.append(timestamp)
         row_track.append(t)
         out.loaded += 1
 
@@ -155,6 +162,7 @@ def load_sessions_csv(path: Path) -> Dataset:
         user=np.asarray(session_user, dtype=np.int32),
         timestamp=np.asarray(session_start, dtype=np.float64),
         ordered=True,
+        times=np.asarray(row_time, dtype=np.float64)[order] if i_timestamp is not None else None,
     )
     return Dataset(
         name=f"sessions:{path}",

@@ -97,6 +97,10 @@ class Sequences:
     user: IntArray  # user row per sequence, -1 where unknown
     timestamp: NDArray[np.float64]  # start time (unix seconds) per sequence, NaN where unknown
     ordered: bool  # True when the order is real listening order
+    # when each item of `items` was played (unix seconds, parallel to `items`); None where the
+    # source has no per-play times. The time-aware signals (recency, decayed transitions) and the
+    # time split need them.
+    times: NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
@@ -113,6 +117,23 @@ class Sequences:
     def has_time(self) -> bool:
         return bool(len(self.timestamp)) and not bool(np.isnan(self.timestamp).any())
 
+    @property
+    def has_item_times(self) -> bool:
+        """True when every played item has a finite time (what the time-aware signals need)."""
+        return (
+            self.times is not None
+            and len(self.times) == len(self.items)
+            and len(self.items) > 0
+            and bool(np.isfinite(self.times).all())
+        )
+
+    def time_span(self) -> tuple[float, float] | None:
+        """(first, last) play time in unix seconds, None without per-play times."""
+        if not self.has_item_times:
+            return None
+        assert self.times is not None
+        return float(self.times.min()), float(self.times.max())
+
     def select(self, mask: NDArray[np.bool_]) -> Sequences:
         lengths = np.diff(self.indptr)[mask]
         starts = self.indptr[:-1][mask]
@@ -125,6 +146,7 @@ class Sequences:
             user=self.user[mask],
             timestamp=self.timestamp[mask],
             ordered=self.ordered,
+            times=None if self.times is None else self.times[take],
         )
 
 

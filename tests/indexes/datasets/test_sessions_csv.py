@@ -144,3 +144,77 @@ def test_header_only_file_gives_an_empty_dataset(tmp_path):
     assert ds.sequences.indptr.tolist() == [0]
     assert ds.interactions.shape == (0, 0)
     assert ds.report.files[0].rows == 0
+
+
+def test_ids_round_trip_exactly_and_blank_ids_are_bad_rows(tmp_path: Path) -> None:
+    """Session, user, track and artist ids are not stripped; positions and timestamps are read
+    without their surrounding whitespace."""
+    path = tmp_path / "ids.csv"
+    path.write_text(
+        "user,session,timestamp,track,artist\n"
+        "alice ,s1, 2024-05-01T12:00:00Z ,a/b,50%\n"
+        "alice , s1,1714564860 ,a/b ,50%\n"
+        "alice ,s1,1714564920,#1 ,Zoë ñ 東京\n"
+        " ,s2,1714564800,t1,a1\n"
+        "bob,  ,1714564800,t1,a1\n"
+        "bob,s2,1714564800,t1, \n",
+        encoding="utf-8",
+    )
+    ds = load_sessions_csv(path)
+    f = ds.report.files[0]
+    assert (f.rows, f.loaded, f.bad) == (6, 3, 3)
+    assert f.bad_examples == [
+        (5, "user ' ' is only whitespace"),
+        (6, "session '  ' is only whitespace"),
+        (7, "artist ' ' is only whitespace"),
+    ]
+    items = ds.items
+    assert items.track_ids.tolist() == ["a/b", "a/b ", "#1 "]
+    assert items.artist_ids.tolist() == ["50%", "Zoë ñ 東京"]
+    assert ds.user_ids.tolist() == ["alice "]
+    # "s1" and " s1" are two sessions of the same user
+    assert [[items.track_ids[i] for i in s] for s in ds.sequences] == [["a/b", "#1 "], ["a/b "]]
+    assert ds.sequences.timestamp.tolist() == [utc(2024, 5, 1, 12, 0), 1714564860.0]
+
+
+def test_timestamps_fill_item_times_in_sequence_order():
+    seqs = load_sessions_csv(TIMESTAMPS).sequences
+    assert seqs.times is not None
+    assert seqs.times.dtype == np.float64
+    assert len(seqs.times) == seqs.n_items
+    assert seqs.has_item_times
+    # the same order as the items: s1 12:00 t1, 12:02 t2, 12:02 t3; s2; s3 09:59Z, 10:00 (UTC); s5
+    assert seqs.times.tolist() == [
+        utc(2024, 5, 1, 12, 0),
+        utc(2024, 5, 1, 12, 2),
+        utc(2024, 5, 1, 12, 2),
+        utc(2024, 5, 2, 6, 0),
+        utc(2024, 5, 3, 9, 59),
+        utc(2024, 5, 3, 10, 0),
+        1714600000.0,
+    ]
+    assert seqs.time_span() == (utc(2024, 5, 1, 12, 0), utc(2024, 5, 3, 10, 0))
+    sub = seqs.select(np.array([False, False, True, True]))
+    assert sub.times is not None
+    assert sub.times.tolist() == [utc(2024, 5, 3, 9, 59), utc(2024, 5, 3, 10, 0), 1714600000.0]
+
+
+def test_positions_without_timestamps_have_no_item_times():
+    seqs = load_sessions_csv(POSITIONS).sequences
+    assert seqs.times is None
+    assert not seqs.has_item_times
+    assert seqs.time_span() is None
+
+
+def test_positions_with_timestamps_give_times_in_position_order(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text(
+        "session,position,timestamp,track,artist\n"
+        "s1,2,1000,t2,a1\n"
+        "s1,1,2000,t1,a1\n"
+        "s2,1,500,t3,a1\n"
+    )
+    seqs = load_sessions_csv(path).sequences
+    assert [s.tolist() for s in seqs] == [[1, 0], [2]]
+    assert seqs.times is not None
+    assert seqs.times.tolist() == [2000.0, 1000.0, 500.0]
