@@ -17,6 +17,9 @@ A bundle is one immutable directory `<root>/<version>/`:
     users.ids.npy / users.ids_order.npy          user ids (format 2)
     users.plays.{indptr,indices,counts}.npy      each user's played tracks, CSR (format 2)
     <model>.users.npy                  user vectors (n_users x dims float32) of models that have them
+    <table>.<entity>.{indptr,indices,scores}.npy  signal tables listed in the manifest's
+                                       "signals" (format 3): cooc_count, trans, trans_recent
+    <entity>.<signal>.npy              per-item signals listed there: recent_<h>d popularity
 
 Everything big is a .npy or .ann file that readers mmap, so the workers of a pod share one copy
 and no per-process dict grows with the catalogue. This module imports only numpy, annoy and the standard library, so the
@@ -33,6 +36,7 @@ import hashlib
 import json
 import mmap
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -45,11 +49,14 @@ from numpy.typing import NDArray
 
 from indexes.progress import Ticker, log
 
-FORMAT_VERSION = 2
-SUPPORTED_FORMATS = (1, 2)  # 2 added users (ids, plays, ALS user vectors) and lowercase names
+FORMAT_VERSION = 3
+# 2 added users (ids, plays, ALS user vectors) and lowercase names; 3 added the plain signals
+# (co-occurrence counts, transitions, recency-weighted popularity) and the data's time span
+SUPPORTED_FORMATS = (1, 2, 3)
 ENTITIES = ("tracks", "artists")
 CURRENT = "current"
 MANIFEST = "manifest.json"
+_SIGNAL_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 # bytes per Annoy node for f dims (annoylib.h: n_descendants + children[2] (+ one float))
 _ANNOY_NODE_EXTRA = {"angular": 12, "euclidean": 16, "manhattan": 16, "dot": 16}
 
@@ -439,13 +446,25 @@ class AnnIndex:
         keep = out_rows != row
         return out_rows[keep][:k], d[keep][:k]
 
+    def similarity_of_distance(self, dist: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Annoy's distances as similarities, larger = closer: cosine for angular (Annoy's
+        angular distance is sqrt(2 - 2 cos)), the dot product itself for dot (Annoy reports it
+        as the "distance"), and minus the distance for euclidean and manhattan."""
+        d = np.asarray(dist, dtype=np.float32)
+        if self.metric == "angular":
+            return (1.0 - d * d / 2.0).astype(np.float32)
+        if self.metric == "dot":
+            return d
+        return (-d).astype(np.float32)
+
     def similarity(self, a: int, b: int) -> float:
-        """Cosine similarity of two catalogue rows (0.0 when either has no vector)."""
+        """Similarity of two catalogue rows (cosine for angular; 0.0 when either has no
+        vector)."""
         sa, sb = int(self.slots[a]), int(self.slots[b])
         if sa < 0 or sb < 0:
             return 0.0
         d = self.index.get_distance(sa, sb)
-        return 1.0 - d * d / 2.0 if self.metric == "angular" else float(d)
+        return float(self.similarity_of_distance(np.asarray([d], dtype=np.float32))[0])
 
     def similarities(self, a: int, rows: NDArray[np.int32]) -> NDArray[np.float32]:
         """Cosine similarity of row `a` to each of `rows`, vectorised (0.0 where a vector is
@@ -487,6 +506,11 @@ class Bundle:
         self.entities: dict[str, Entities] = {}
         self.indexes: dict[tuple[str, str], AnnIndex] = {}
         self.cooc: dict[str, CoocNeighbours] = {}
+        # the plain signals: neighbour tables (cooc first, then the manifest's "signals") and
+        # per-item popularity arrays ("popularity" = listeners first), per entity, in order
+        self.tables: dict[str, dict[str, CoocNeighbours]] = {}
+        self.popularity: dict[str, dict[str, NDArray[np.float32]]] = {}
+        self.transforms: dict[str, str] = {}  # table name -> how its scores become a feature
         self.users: Users | None = None  # format 1 bundles have no users
 
     @property
@@ -750,6 +774,37 @@ def _open_cooc(bundle: Bundle, manifest: dict[str, Any]) -> None:
             d, f"cooc.{entity}", "scores", n_rows=n, n_cols=n, what="rows", files=files
         )
         bundle.cooc[entity] = CoocNeighbours(indptr=indptr, indices=indices, scores=scores)
+        bundle.tables[entity] = {"cooc": bundle.cooc[entity]}
+        bundle.popularity[entity] = {"popularity": bundle.entities[entity].listeners}
+    signals = manifest.get("signals") or {}
+    if not isinstance(signals, Mapping):
+        raise BundleError(f"{d / MANIFEST}: signals must be an object")
+    for entity, spec in signals.items():
+        if entity not in ENTITIES or not isinstance(spec, Mapping):
+            raise BundleError(f"{d / MANIFEST}: signals.{entity} is not an entity's signals")
+        n = manifest["entities"][entity]
+        tables = spec.get("tables") or {}
+        pops = spec.get("popularity") or []
+        if not isinstance(tables, Mapping) or not isinstance(pops, list):
+            raise BundleError(f"{d / MANIFEST}: signals.{entity} has malformed tables/popularity")
+        for name, meta in tables.items():
+            transform = meta.get("transform") if isinstance(meta, Mapping) else None
+            if not _SIGNAL_NAME.fullmatch(str(name)) or transform not in ("identity", "log1p"):
+                raise BundleError(f"{d / MANIFEST}: signals.{entity}.tables.{name} is malformed")
+            indptr, indices, scores = _csr(
+                d, f"{name}.{entity}", "scores", n_rows=n, n_cols=n, what="rows", files=files
+            )
+            bundle.tables[entity][name] = CoocNeighbours(
+                indptr=indptr, indices=indices, scores=scores
+            )
+            bundle.transforms[str(name)] = str(transform)
+        for name in pops:
+            if not _SIGNAL_NAME.fullmatch(str(name)):
+                raise BundleError(f"{d / MANIFEST}: signals.{entity}.popularity {name!r}")
+            values = _load(d, f"{entity}.{name}.npy", dtype_kind="f", length=n, files=files)
+            if len(values) and not np.isfinite(values).all():
+                raise BundleError(f"{d / f'{entity}.{name}.npy'}: not finite")
+            bundle.popularity[entity][str(name)] = values
 
 
 def _open_indexes(bundle: Bundle, manifest: dict[str, Any]) -> None:

@@ -1,9 +1,10 @@
 """The ensemble scorer over an open bundle: candidates from every source, features, one ranking.
 
-Candidates for a seed come from each vector model's Annoy index and from the co-occurrence
-neighbours. Every candidate is then scored with every model (cosine similarity), the
-co-occurrence cosine and its popularity; the manifest's weights combine those features into one
-score. Plain Python and numpy: used offline to fit weights and evaluate, and by the service.
+Candidates for a seed come from each vector model's Annoy index, from each neighbour table of
+the bundle (co-occurrence cosine and counts, transitions raw and recency-weighted) and from each
+popularity (all-time, recency-weighted). Every candidate is then scored with every model (cosine
+similarity), every table and every popularity, plus its rank in each source's list; the
+manifest's weights combine those features into one score. Plain Python and numpy: used offline to fit weights and evaluate, and by the service.
 """
 
 from __future__ import annotations
@@ -20,22 +21,33 @@ POPULARITY = "popularity"
 ENSEMBLE = "ensemble"
 
 
-def feature_names(models: list[str]) -> list[str]:
-    """sim:<model> cosine per model, cooc cosine, popularity, and rank:<source> = 1 / (1 + rank)
-    of the candidate in each candidate list (0 when the list does not hold it)."""
+def feature_names(
+    models: list[str], tables: list[str] | None = None, pops: list[str] | None = None
+) -> list[str]:
+    """sim:<model> cosine per model, each table's score (cooc cosine first, then co-occurrence
+    counts and transitions where the bundle has them), each popularity (all-time first, then the
+    recency-weighted ones), and rank:<source> = 1 / (1 + rank) of the candidate in each
+    candidate list (0 when the list does not hold it). A bundle with only cooc and popularity
+    (formats 1 and 2) has the names it always had."""
+    tables = [COOC] if tables is None else tables
+    pops = [POPULARITY] if pops is None else pops
     return (
         [f"sim:{m}" for m in models]
-        + [COOC, POPULARITY]
-        + [f"rank:{m}" for m in [*models, COOC, POPULARITY]]
+        + tables
+        + pops
+        + [f"rank:{m}" for m in [*models, *tables, *pops]]
     )
 
 
-def default_weights(models: list[str]) -> dict[str, Any]:
+def default_weights(
+    models: list[str], tables: list[str] | None = None, pops: list[str] | None = None
+) -> dict[str, Any]:
     """Equal weights on every similarity: the placeholder until weights are fitted."""
-    names = feature_names(models)
+    names = feature_names(models, tables, pops)
+    pop_names = set(pops or [POPULARITY])
     return {
         "features": names,
-        "weights": [0.0 if n == POPULARITY else 1.0 for n in names],
+        "weights": [0.0 if n in pop_names else 1.0 for n in names],
         "bias": 0.0,
         "fitted": False,
     }
@@ -56,22 +68,36 @@ class Scorer:
         self.models = bundle.models(entity)
         self.anns = [bundle.indexes[(m, entity)] for m in self.models]
         self.cooc = bundle.cooc[entity]
+        tables = bundle.tables.get(entity) or {COOC: self.cooc}
+        self.table_names = list(tables)
+        self.tables = [tables[t] for t in self.table_names]
+        self.log_tables = [bundle.transforms.get(t, "identity") == "log1p" for t in tables]
+        pops = bundle.popularity.get(entity) or {POPULARITY: bundle.entities[entity].listeners}
+        self.pop_names = list(pops)
         self.per_source = candidates_per_source
         listeners = np.asarray(bundle.entities[entity].listeners, dtype=np.float64)
         self.n_items = len(listeners)
-        top = min(self.n_items, 1000)
-        popular = np.argpartition(-listeners, top - 1)[:top] if top else np.zeros(0, dtype=np.int64)
-        self.popular = popular[np.argsort(-listeners[popular], kind="stable")].astype(np.int32)
+        # per popularity source: its top 1000 rows, and log1p(value) scaled to [0, 1]
+        self.pop_tops: list[NDArray[np.int32]] = []
+        self.pop_values: list[NDArray[np.float32]] = []
+        for name in self.pop_names:
+            values = np.asarray(pops[name], dtype=np.float64)
+            self.pop_tops.append(_top_rows(values, 1000))
+            logs = np.log1p(np.maximum(values, 0.0))
+            self.pop_values.append(
+                (logs / (float(logs.max(initial=0.0)) or 1.0)).astype(np.float32)
+            )
+        self.popular = self.pop_tops[0]  # all-time popularity (listeners)
         self.log_pop = np.log1p(listeners).astype(np.float32)
         self.log_pop_max = float(self.log_pop.max(initial=0.0)) or 1.0
-        self.names = feature_names(self.models)
+        self.names = feature_names(self.models, self.table_names, self.pop_names)
         spec = weights if weights is not None else bundle.ensemble(entity)
         w = dict(zip(spec["features"], spec["weights"], strict=True))
         self.weights = np.asarray([w.get(n, 0.0) for n in self.names], dtype=np.float32)
         self.bias = float(spec.get("bias", 0.0))
 
     def sources(self) -> list[str]:
-        return [*self.models, COOC, POPULARITY, ENSEMBLE]
+        return [*self.models, *self.table_names, *self.pop_names, ENSEMBLE]
 
     def check_row(self, row: int) -> None:
         if not 0 <= row < self.n_items:
@@ -80,32 +106,37 @@ class Scorer:
     def top(
         self, row: int, k: int, *, source: str = ENSEMBLE, per_source: int | None = None
     ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-        """The k best rows for `row` from one source (a model name, cooc, popularity, ensemble).
+        """The k best rows for `row` from one source (a model, a table such as cooc, a
+        popularity, or the ensemble).
 
         `per_source` overrides how many candidates the ensemble takes from each source (more for
         long lists such as the 250 radio neighbours)."""
         self.check_row(row)
         if source == ENSEMBLE:
             return self.rank(row, k, per_source=per_source)
-        if source == COOC:
-            idx, sc = self.cooc.row(row)
+        if source in self.table_names:
+            idx, sc = self.tables[self.table_names.index(source)].row(row)
             return np.asarray(idx[:k], dtype=np.int32), np.asarray(sc[:k], dtype=np.float32)
-        if source == POPULARITY:
-            rows = self.popular[self.popular != row][:k]
-            return rows, self.log_pop[rows] / self.log_pop_max
+        if source in self.pop_names:
+            j = self.pop_names.index(source)
+            top = self.pop_tops[j]
+            if k >= len(top) and len(top) < self.n_items:
+                top = _top_rows(np.asarray(self.pop_values[j], dtype=np.float64), k + 1)
+            rows = top[top != row][:k]
+            return rows, self.pop_values[j][rows]
         if source in self.models:
             ann = self.bundle.indexes[(source, self.entity)]
             rows, dist = ann.neighbours(row, k)
-            sims = 1.0 - dist * dist / 2.0 if ann.metric == "angular" else -dist
-            return rows, sims.astype(np.float32)
+            return rows, ann.similarity_of_distance(dist)
         raise KeyError(f"unknown source {source!r}; one of {self.sources()}")
 
     def candidate_lists(self, row: int, per_source: int | None = None) -> list[NDArray[np.int32]]:
-        """The ranked candidates of each source: every model's ANN neighbours, cooc, popularity."""
+        """The ranked candidates of each source: every model's ANN neighbours, every table's
+        row, every popularity's top (in the order of `sources`)."""
         n = self.per_source if per_source is None else per_source
         lists = [ann.neighbours(row, n)[0] for ann in self.anns]
-        lists.append(np.asarray(self.cooc.row(row)[0][:n], dtype=np.int32))
-        lists.append(self.popular[: n + 1])
+        lists.extend(np.asarray(t.row(row)[0][:n], dtype=np.int32) for t in self.tables)
+        lists.extend(top[: n + 1] for top in self.pop_tops)
         return lists
 
     def candidates(
@@ -120,16 +151,22 @@ class Scorer:
     ) -> NDArray[np.float32]:
         """One row of features per candidate; `cands` sorted ascending (as `candidates` gives)."""
         lists = self.candidate_lists(row) if lists is None else lists
-        n_models = len(self.anns)
         x = np.zeros((len(cands), len(self.names)), dtype=np.float32)
-        for j, ann in enumerate(self.anns):
+        j = 0
+        for ann in self.anns:
             x[:, j] = ann.similarities(row, cands)
-        idx, sc = self.cooc.row(row)
-        _scatter(x[:, n_models], cands, idx, sc)
-        x[:, n_models + 1] = self.log_pop[cands] / self.log_pop_max
-        for j, ranked in enumerate(lists):
+            j += 1
+        for table, log in zip(self.tables, self.log_tables, strict=True):
+            idx, sc = table.row(row)
+            _scatter(x[:, j], cands, idx, np.log1p(sc) if log else sc)
+            j += 1
+        for values in self.pop_values:
+            x[:, j] = values[cands]
+            j += 1
+        for ranked in lists:
             recip = 1.0 / (1.0 + np.arange(len(ranked), dtype=np.float32))
-            _scatter(x[:, n_models + 2 + j], cands, ranked, recip)
+            _scatter(x[:, j], cands, ranked, recip)
+            j += 1
         return x
 
     def rank(
@@ -142,6 +179,34 @@ class Scorer:
         scores = self.features(row, cands, lists) @ self.weights + self.bias
         order = np.argsort(-scores, kind="stable")[:k]
         return cands[order], scores[order].astype(np.float32)
+
+
+def capped_positions(artists: NDArray[np.integer[Any]], *, cap: int) -> NDArray[np.int64]:
+    """Positions of a ranked list to keep so that at most `cap` items of one artist remain, in
+    order (`artists`: the artist row of each item)."""
+    a = np.asarray(artists)
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.int64)
+    # each item's place among the items of its artist so far: a stable sort groups the artists
+    # and keeps their order, and the place is the position minus the start of the group
+    order = np.argsort(a, kind="stable")
+    grouped = a[order]
+    new_group = np.ones(len(a), dtype=bool)
+    new_group[1:] = grouped[1:] != grouped[:-1]
+    starts = np.flatnonzero(new_group)
+    place = np.empty(len(a), dtype=np.int64)
+    place[order] = np.arange(len(a)) - np.repeat(starts, np.diff(np.append(starts, len(a))))
+    return np.flatnonzero(place < cap)
+
+
+def _top_rows(values: NDArray[np.float64], k: int) -> NDArray[np.int32]:
+    """Rows of the k largest values, largest first (ties by row)."""
+    k = min(k, len(values))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int32)
+    part = np.argpartition(-values, k - 1)[:k]
+    order = np.lexsort((part, -values[part]))
+    return part[order].astype(np.int32)
 
 
 def _scatter(

@@ -1,5 +1,6 @@
-"""Learns the ensemble weights offline: logistic regression on per-source similarity features
-against held-out co-occurrence (is the candidate in the seed's held-out basket?).
+"""Learns the ensemble weights offline: logistic regression on per-source features against
+held-out data: on a time-split validation window, "was this candidate played next?"; without
+times, held-out co-occurrence ("is the candidate in the seed's held-out basket?").
 
 Pairwise (RankNet-style, linear): the model learns to order a held-out positive above a negative
 candidate of the same seed, from the difference of their features, which is what a ranked list
@@ -27,8 +28,75 @@ def fit_weights(
     max_seeds: int = 5000,
     negatives_per_positive: int = 5,
     seed: int = 0,
+    ranked: bool = False,
 ) -> dict[str, Any]:
-    """Fits weights for `entity` on held-out baskets; returns the manifest's ensemble entry."""
+    """Fits weights for `entity` on held-out baskets (a seed's positives: the other items of its
+    basket); returns the manifest's ensemble entry. `ranked`: each basket lists a user's items
+    most played first, and its first known items are the seeds (what a related-items query
+    is: an item someone listens to a lot); else seeds are drawn at random from each basket."""
+    known = np.asarray(bundle.entities[entity].listeners) > 0
+    if ranked:
+        samples = [
+            (int(q), basket)
+            for basket in baskets
+            for q in basket[known[basket]][:seeds_per_basket].tolist()
+        ][:max_seeds]
+    else:
+        pairs = sample_seeds(
+            baskets, known=known, per_basket=seeds_per_basket, limit=max_seeds, seed=seed
+        )
+        samples = [(s, baskets[b]) for b, s in pairs]
+    return _fit(
+        bundle,
+        entity=entity,
+        samples=samples,
+        candidates_per_source=candidates_per_source,
+        negatives_per_positive=negatives_per_positive,
+        seed=seed,
+        method="pairwise logistic regression on held-out co-occurrence",
+    )
+
+
+def fit_next_weights(
+    bundle: Bundle,
+    *,
+    entity: str,
+    prev: NDArray[np.int32],
+    next: NDArray[np.int32],
+    candidates_per_source: int = 50,
+    max_seeds: int = 5000,
+    negatives_per_positive: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fits weights for `entity` on what was played next: each (prev, next) pair of a
+    validation window after the bundle's data is a seed whose one positive is `next` (the
+    objective a radio is judged by)."""
+    known = np.asarray(bundle.entities[entity].listeners) > 0
+    usable = np.flatnonzero(known[prev])
+    rng = np.random.default_rng(seed)
+    if len(usable) > max_seeds:
+        usable = np.sort(rng.choice(usable, size=max_seeds, replace=False))
+    return _fit(
+        bundle,
+        entity=entity,
+        samples=[(int(prev[i]), next[i : i + 1]) for i in usable.tolist()],
+        candidates_per_source=candidates_per_source,
+        negatives_per_positive=negatives_per_positive,
+        seed=seed,
+        method="pairwise logistic regression on the next plays of a validation window",
+    )
+
+
+def _fit(
+    bundle: Bundle,
+    *,
+    entity: str,
+    samples: list[tuple[int, NDArray[np.int32]]],
+    candidates_per_source: int,
+    negatives_per_positive: int,
+    seed: int,
+    method: str,
+) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     scorer = Scorer(
@@ -37,31 +105,28 @@ def fit_weights(
         candidates_per_source=candidates_per_source,
         weights=default_weights(bundle.models(entity)),
     )
-    known = np.asarray(bundle.entities[entity].listeners) > 0
-    pairs = sample_seeds(
-        baskets, known=known, per_basket=seeds_per_basket, limit=max_seeds, seed=seed
-    )
     rng = np.random.default_rng(seed)
     diffs: list[NDArray[np.float32]] = []
-    n_candidates = n_positive = 0
-    ticker = Ticker(f"ensemble fit ({entity})", total=len(pairs), unit="seeds")
-    for b, s in pairs:
+    n_candidates = n_positive = n_reached = 0
+    ticker = Ticker(f"ensemble fit ({entity})", total=len(samples), unit="seeds")
+    for s, positives in samples:
         lists = scorer.candidate_lists(s)
         cands = scorer.candidates(s, lists)
         ticker.add()
         if not len(cands):
             continue
         x = scorer.features(s, cands, lists)
-        y = np.isin(cands, baskets[b])
+        y = np.isin(cands, positives)
         n_candidates += len(y)
         n_positive += int(y.sum())
+        n_reached += bool(y.any())
         pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
         if len(pos) and len(neg):
             # pairwise: a held-out positive should outrank a negative of the same seed
             p = np.repeat(pos, negatives_per_positive)
             n = rng.choice(neg, size=len(p))
             diffs.append(x[p] - x[n])
-    fallback = default_weights(scorer.models)
+    fallback = default_weights(scorer.models, scorer.table_names, scorer.pop_names)
     if not diffs:
         return {**fallback, "reason": "no validation seed with both a hit and a miss"}
     d = np.concatenate(diffs)
@@ -71,22 +136,22 @@ def fit_weights(
     clf = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=False)
     clf.fit(d / scale * signs[:, None], signs > 0)
     weights = clf.coef_.ravel() / scale
-    bias = 0.0
     log(
-        f"ensemble fit ({entity}): {len(pairs)} seeds, {n_candidates} candidates, {n_positive} positive, "
-        f"{len(d)} pairs; "
+        f"ensemble fit ({entity}): {len(samples)} seeds ({n_reached} with a positive among "
+        f"their candidates), {n_candidates} candidates, {n_positive} positive, {len(d)} pairs; "
         + ", ".join(f"{n}={w:.3g}" for n, w in zip(scorer.names, weights, strict=True))
     )
     return {
         "features": scorer.names,
         "weights": [float(w) for w in weights],
-        "bias": bias,
+        "bias": 0.0,
         "fitted": True,
-        "method": "pairwise logistic regression on held-out co-occurrence",
+        "method": method,
         "samples": n_candidates,
         "positives": n_positive,
         "pairs": len(d),
-        "seeds": len(pairs),
+        "seeds": len(samples),
+        "seeds_reached": n_reached,
         "candidates_per_source": candidates_per_source,
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,12 +15,27 @@ from indexes import bundle as fmt
 from indexes.ann_tune import Tuned, exact_top, recall_at, tune_search_k
 from indexes.datasets.shape import Dataset
 from indexes.ensemble import default_weights
-from indexes.ensemble_fit import fit_weights
+from indexes.ensemble_fit import fit_next_weights, fit_weights
 from indexes.models.base import VectorModel, Vectors
-from indexes.models.cooccurrence import Neighbours, cooccurrence_neighbours, popularity
 from indexes.models.registry import default_models
 from indexes.progress import log, stage
-from indexes.splits import validation_split
+from indexes.signals import (
+    COOC,
+    DAY,
+    POPULARITY,
+    TRANSFORMS,
+    SignalConfig,
+    Signals,
+    compute_signals,
+)
+from indexes.splits import (
+    Baskets,
+    NextTrackPairs,
+    next_track_pairs,
+    played_before,
+    time_splittable,
+    validation_split,
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +61,16 @@ class BuildConfig:
     max_validation_users: int = 2000
     validation_seeds_per_basket: int = 5
     max_validation_seeds: int = 5000
-    cooc_top_n: int = 100
+    # time-aware data: the ensemble weights are fitted on the next plays of the last
+    # `validation_days` (models built on the data before them), then everything is refit
+    validation_days: float = 28.0
+    # the time the recency weights are taken at; None: the last play of the data
+    as_of: float | None = None
+    signals: SignalConfig = field(default_factory=SignalConfig)
     candidates_per_source: int = 50
+    # a time-split fit learns from what was played next, the radio's objective: it ranks the
+    # candidates a radio list is made from (SEGUE_RADIO_CANDIDATES_PER_SOURCE)
+    radio_candidates_per_source: int = 250
     keep: int = 3  # published versions kept in the output directory
     # A/B variants of the radio, copied into the manifest: {name: {"share": N,
     # "weights": {"tracks": {feature: weight}}}}; none: every user gets the fitted weights
@@ -72,49 +96,170 @@ def build_bundle(
 ) -> BuildResult:
     """Trains every model on `data`, writes a bundle and (by default) publishes it under `out`:
     `publish` moves it from staging to `out/<version>`, `make_current` also points
-    `out/current` at it."""
+    `out/current` at it.
+
+    The ensemble weights are chosen first on held-out data: with per-play times, a bundle of
+    everything before the last `validation_days` is built and the weights are fitted on what
+    was played next inside that window; without times, on the baskets of held-out users. Then
+    every model and signal is refit on all of `data`, with those weights."""
     config = config or BuildConfig()
     models = models if models is not None else default_models(dims=config.dims)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
 
-    with stage("split validation users", timings):
-        split = validation_split(
-            data,
-            fraction=config.validation_fraction,
-            min_users=config.min_validation_users,
-            max_users=config.max_validation_users,
-            seed=config.seed,
-        )
-        train = split.train
-        log(f"  {split.description}; training on {train.n_users} users")
+    with stage("choose the validation data", timings):
+        plan = _validation_plan(data, config)
+        log(f"  {plan.description}")
+    with stage("validation bundle", timings):
+        v_version = fmt.new_version(seed_text="validation")
+        staged = _write_bundle(
+            plan.train, staging=fmt.staging_dir(out, v_version), version=v_version,
+            config=config, models=models, ensemble=None, timings=None, tune=False,
+            as_of=plan.as_of,
+        )  # fmt: skip
+    with stage("fit ensemble weights", timings):
+        ensemble: dict[str, Any] = {}
+        b = fmt.open_bundle(staged.path, verify_checksums=False)
+        try:
+            for entity in ("tracks", "artists"):
+                ensemble[entity] = _fit_entity(b, entity=entity, plan=plan, config=config)
+                ensemble[entity]["validation"] = plan.description
+        finally:
+            b.close()
+            shutil.rmtree(staged.path, ignore_errors=True)
 
+    version = fmt.new_version(seed_text=data.name)
+    staging = fmt.staging_dir(out, version)
+    built = _write_bundle(
+        data, staging=staging, version=version, config=config, models=models, ensemble=ensemble,
+        timings=timings, tune=True, as_of=config.as_of, validation=plan.description,
+    )  # fmt: skip
+    with stage("verify", timings):
+        fmt.verify(staging).close()
+    path = staging
+    if publish:
+        with stage("publish", timings):
+            path = fmt.publish(staging=staging, root=out, version=version, keep=config.keep,
+                               make_current=make_current)  # fmt: skip
+    timings["total"] = time.perf_counter() - started
+    return BuildResult(path=path, version=version, manifest=built.manifest, timings=timings)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the ensemble weights are fitted on: a bundle of `train`, then either next-track
+    pairs after it (`pairs`, time split) or held-out baskets (`baskets`, user split)."""
+
+    train: Dataset
+    description: str
+    as_of: float | None = None
+    pairs: NextTrackPairs | None = None
+    baskets: dict[str, Baskets] | None = None
+    ranked: bool = False  # baskets list each user's items most played first
+
+
+def _validation_plan(data: Dataset, config: BuildConfig) -> _Plan:
+    if time_splittable(data):
+        first, last = data.sequences.time_span() or (0.0, 0.0)
+        end = config.as_of if config.as_of is not None else last
+        start = end - config.validation_days * DAY
+        if start > first:
+            pairs = next_track_pairs(data, start=start, end=end + 1.0)
+            if len(pairs) >= 20:
+                return _Plan(
+                    train=played_before(data, start),
+                    description=(
+                        f"time split: weights fitted on the {len(pairs)} next plays of the "
+                        f"{config.validation_days:g} days from {_iso(start)}, on models of the "
+                        "data before it"
+                    ),
+                    as_of=start,
+                    pairs=pairs,
+                )
+    split = validation_split(
+        data,
+        fraction=config.validation_fraction,
+        min_users=config.min_validation_users,
+        max_users=config.max_validation_users,
+        seed=config.seed,
+    )
+    return _Plan(
+        train=split.train,
+        description=f"user split: weights fitted on {split.description}",
+        baskets=split.ranked or split.baskets,
+        ranked=split.ranked is not None,
+    )
+
+
+def _fit_entity(
+    bundle: fmt.Bundle, *, entity: str, plan: _Plan, config: BuildConfig
+) -> dict[str, Any]:
+    if plan.pairs is not None:
+        pairs = plan.pairs
+        if entity == "artists":
+            artist_of = np.asarray(bundle.tracks.artist)
+            pairs = pairs.to_artists(artist_of)
+        return fit_next_weights(
+            bundle,
+            entity=entity,
+            prev=pairs.prev,
+            next=pairs.next,
+            seed=config.seed,
+            max_seeds=config.max_validation_seeds,
+            candidates_per_source=config.radio_candidates_per_source,
+        )
+    assert plan.baskets is not None
+    return fit_weights(
+        bundle,
+        entity=entity,
+        baskets=plan.baskets[entity],
+        ranked=plan.ranked,
+        seed=config.seed,
+        seeds_per_basket=config.validation_seeds_per_basket,
+        max_seeds=config.max_validation_seeds,
+        candidates_per_source=config.candidates_per_source,
+    )
+
+
+@dataclass
+class _Written:
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _write_bundle(
+    data: Dataset,
+    *,
+    staging: Path,
+    version: str,
+    config: BuildConfig,
+    models: list[VectorModel],
+    ensemble: dict[str, Any] | None,
+    timings: dict[str, float] | None,
+    tune: bool,
+    as_of: float | None,
+    validation: str = "",
+) -> _Written:
+    """Trains the models and computes the signals of `data`, writes every file of a bundle and
+    its manifest into `staging`. `ensemble`: the fitted weights (None: placeholders)."""
     vectors: dict[str, Vectors] = {}
     for model in models:
         with stage(f"train {model.name}", timings):
-            v = model.fit(train, seed=config.seed)
-            v.check(train)
+            v = model.fit(data, seed=config.seed)
+            v.check(data)
             vectors[model.name] = v
             log(
                 f"  {model.name}: {int(v.track_mask.sum())} track and {int(v.artist_mask.sum())} artist vectors of {v.dims} dims"
             )
 
-    baskets = {"tracks": train.interactions, "artists": train.artist_interactions()}
-    cooc: dict[str, Neighbours] = {}
-    listeners: dict[str, np.ndarray] = {}
-    for entity, matrix in baskets.items():
-        with stage(f"co-occurrence {entity}", timings):
-            cooc[entity] = cooccurrence_neighbours(
-                matrix, top_n=config.cooc_top_n, name=f"co-occurrence {entity}"
-            )
-            listeners[entity] = popularity(matrix)
+    with stage("signals", timings):
+        signals = compute_signals(data, config=config.signals, as_of=as_of)
 
-    version = fmt.new_version(seed_text=data.name)
-    staging = fmt.staging_dir(out, version)
     writer = fmt.BundleWriter(staging)
     items = data.items
-    with stage("write id maps and metadata", timings):
+    signal_specs: dict[str, Any] = {}
+    with stage("write id maps, metadata and signals", timings):
         writer.ids("tracks", items.track_ids)
         writer.ids("artists", items.artist_ids)
         writer.strings("tracks.names", items.track_names)
@@ -129,18 +274,25 @@ def build_bundle(
         writer.array("users.plays.counts.npy", plays.data.astype(np.float32))
         writer.array("tracks.artist.npy", items.track_artist.astype(np.int32))
         for entity in ("tracks", "artists"):
-            writer.array(f"{entity}.listeners.npy", listeners[entity].astype(np.float32))
-            nb = cooc[entity]
-            writer.array(f"cooc.{entity}.indptr.npy", nb.indptr)
-            writer.array(f"cooc.{entity}.indices.npy", nb.indices)
-            writer.array(f"cooc.{entity}.scores.npy", nb.scores)
+            sig = signals.entities[entity]
+            writer.array(f"{entity}.listeners.npy", sig.popularity[POPULARITY].astype(np.float32))
+            tables: dict[str, Any] = {}
+            for name, nb in sig.tables.items():
+                writer.array(f"{name}.{entity}.indptr.npy", nb.indptr)
+                writer.array(f"{name}.{entity}.indices.npy", nb.indices)
+                writer.array(f"{name}.{entity}.scores.npy", nb.scores)
+                if name != COOC:
+                    tables[name] = {"transform": TRANSFORMS[name], "entries": len(nb.indices)}
+            pops = [p for p in sig.popularity if p != POPULARITY]
+            for name in pops:
+                writer.array(f"{entity}.{name}.npy", sig.popularity[name].astype(np.float32))
+            signal_specs[entity] = {"tables": tables, "popularity": pops}
 
     user_vectors = []
     for model in models:
         encode = vectors[model.name].user_encoder
         if encode is not None:
             with stage(f"user vectors {model.name}", timings):
-                # every user of the data set, validation users included, against the trained items
                 users = encode(data.interactions)
                 writer.array(f"{model.name}.users.npy", users)
                 user_vectors.append(
@@ -168,71 +320,76 @@ def build_bundle(
                     vectors=m,
                     mask=mask,
                     metric=model.metric,
-                    n_trees=config.n_trees,
+                    # the validation bundle only proposes candidates to fit weights on: a third
+                    # of the trees (the build's cost is the final bundle's, not twice it)
+                    n_trees=config.n_trees if tune else max(10, config.n_trees // 3),
                     seed=config.seed,
                 )
-                tuned = _tune(staging / entry["file"], entry, m[mask], config)
-                entry.update(tuned.to_json())
-                short = (
-                    f" (below the {tuned.target} target: --max-search-k {config.max_search_k})"
-                    if tuned.missed_target
-                    else ""
-                )
-                log(
-                    f"  {model.name}.{entity}: search_k {tuned.search_k}, recall@10 {tuned.recall:.3f}, "
-                    f"{tuned.ms_per_query:.3f} ms/query{short}"
-                )
+                if tune:
+                    tuned = _tune(staging / entry["file"], entry, m[mask], config)
+                    entry.update(tuned.to_json())
+                    short = (
+                        f" (below the {tuned.target} target: --max-search-k {config.max_search_k})"
+                        if tuned.missed_target
+                        else ""
+                    )
+                    log(
+                        f"  {model.name}.{entity}: search_k {tuned.search_k}, recall@10 {tuned.recall:.3f}, "
+                        f"{tuned.ms_per_query:.3f} ms/query{short}"
+                    )
+                else:  # the validation bundle: Annoy's own default work per query
+                    entry["search_k"] = -1
                 index_entries.append(entry)
 
+    if ensemble is None:
+        ensemble = {}
+        for e in ("tracks", "artists"):
+            sig = signals.entities[e]
+            ensemble[e] = default_weights(
+                [x["model"] for x in index_entries if x["entity"] == e],
+                list(sig.tables),
+                list(sig.popularity),
+            )
     manifest: dict[str, Any] = {
         "format_version": fmt.FORMAT_VERSION,
         "bundle_version": version,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": {**data.summary(), "load_report": data.report.to_json()},
+        "time": _time_entry(signals, config),
         "training": {
-            "validation": split.description,
+            "validation": validation,
             "config": asdict(config),
             "models": [{"name": m.name, **_params(m)} for m in models],
         },
         "entities": {"tracks": items.n_tracks, "artists": items.n_artists, "users": data.n_users},
         "indexes": index_entries,
         "user_vectors": user_vectors,
-        "ensemble": {
-            e: default_weights([x["model"] for x in index_entries if x["entity"] == e])
-            for e in ("tracks", "artists")
-        },
+        "signals": signal_specs,
+        "ensemble": ensemble,
         "variants": config.variants,
     }
-    writer.write_manifest(manifest)
-
-    with stage("fit ensemble weights", timings):
-        b = fmt.open_bundle(staging, verify_checksums=False)
-        try:
-            for entity in ("tracks", "artists"):
-                manifest["ensemble"][entity] = fit_weights(
-                    b,
-                    entity=entity,
-                    baskets=split.baskets[entity],
-                    seed=config.seed,
-                    seeds_per_basket=config.validation_seeds_per_basket,
-                    max_seeds=config.max_validation_seeds,
-                    candidates_per_source=config.candidates_per_source,
-                )
-        finally:
-            b.close()
-    manifest["build_seconds"] = {k: round(v, 2) for k, v in timings.items()}
+    if timings is not None:
+        manifest["build_seconds"] = {k: round(v, 2) for k, v in timings.items()}
     manifest = writer.write_manifest(manifest)
+    return _Written(path=staging, manifest=manifest)
 
-    with stage("verify", timings):
-        fmt.verify(staging).close()
-    path = staging
-    if publish:
-        with stage("publish", timings):
-            path = fmt.publish(staging=staging, root=out, version=version, keep=config.keep,
-                               make_current=make_current)  # fmt: skip
-    total = time.perf_counter() - started
-    timings["total"] = total
-    return BuildResult(path=path, version=version, manifest=manifest, timings=timings)
+
+def _time_entry(signals: Signals, config: BuildConfig) -> dict[str, Any] | None:
+    """The time span of the data and the "as of" time the recency weights are taken at."""
+    if signals.time_span is None or signals.as_of is None:
+        return None
+    first, last = signals.time_span
+    return {
+        "first_play": _iso(first),
+        "last_play": _iso(last),
+        "as_of": _iso(signals.as_of),
+        "half_lives_days": list(config.signals.half_lives_days),
+        "transition_half_life_days": config.signals.transition_half_life_days,
+    }
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def _tune(path: Path, entry: dict[str, Any], vectors: np.ndarray, config: BuildConfig) -> Tuned:

@@ -6,12 +6,13 @@ one session where the source has real sessions, otherwise all of one user's item
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 
-from indexes.datasets.shape import Dataset
+from indexes.datasets.shape import Dataset, Sequences, interactions_from_sequences
 
 Baskets = list[NDArray[np.int32]]
 
@@ -21,6 +22,9 @@ class Split:
     train: Dataset
     baskets: dict[str, Baskets]  # entity -> held-out baskets
     description: str
+    # user splits: entity -> per basket, its items by the user's plays, most played first (the
+    # queries of an evaluation are a held-out user's top items)
+    ranked: dict[str, Baskets] | None = None
 
 
 def _to_entity(data: Dataset, rows: NDArray[np.int32], entity: str) -> NDArray[np.int32]:
@@ -30,13 +34,21 @@ def _to_entity(data: Dataset, rows: NDArray[np.int32], entity: str) -> NDArray[n
 
 
 def user_baskets(data: Dataset, users: NDArray[np.int64], *, entity: str) -> Baskets:
-    m = data.interactions
+    return [np.sort(b) for b in ranked_user_baskets(data, users, entity=entity)]
+
+
+def ranked_user_baskets(data: Dataset, users: NDArray[np.int64], *, entity: str) -> Baskets:
+    """Each user's distinct items (2 or more), most played first (ties by row)."""
+    m = data.interactions if entity == "tracks" else data.artist_interactions()
+    m = sparse.csr_matrix(m)
     out = []
     for u in users.tolist():
         rows = m.indices[m.indptr[u] : m.indptr[u + 1]].astype(np.int32)
-        basket = _to_entity(data, rows, entity)
-        if len(basket) >= 2:
-            out.append(basket)
+        plays = m.data[m.indptr[u] : m.indptr[u + 1]]
+        keep = plays > 0
+        rows, plays = rows[keep], plays[keep]
+        if len(rows) >= 2:
+            out.append(rows[np.lexsort((rows, -plays))])
     return out
 
 
@@ -71,17 +83,20 @@ def validation_split(
     )
     users = np.flatnonzero(held)
     baskets: dict[str, Baskets] = {}
-    for entity in ("tracks", "artists"):
-        if data.sequences.ordered:
-            seq_user = data.sequences.user
-            seq_mask = (seq_user >= 0) & held[np.clip(seq_user, 0, None)]
+    ranked: dict[str, Baskets] | None = None
+    if data.sequences.ordered:
+        seq_user = data.sequences.user
+        seq_mask = (seq_user >= 0) & held[np.clip(seq_user, 0, None)]
+        for entity in ("tracks", "artists"):
             baskets[entity] = sequence_baskets(data, seq_mask, entity=entity)
-        else:
-            baskets[entity] = user_baskets(data, users, entity=entity)
+    else:
+        ranked = {e: ranked_user_baskets(data, users, entity=e) for e in ("tracks", "artists")}
+        baskets = {e: [np.sort(b) for b in r] for e, r in ranked.items()}
     return Split(
         train=data.select_users(~held),
         baskets=baskets,
         description=f"{len(users)} validation users held out",
+        ranked=ranked,
     )
 
 
@@ -100,9 +115,86 @@ def evaluation_split(data: Dataset, *, test_fraction: float, seed: int) -> Split
         )
     held = _sample_users(data, fraction=test_fraction, max_users=data.n_users, seed=seed)
     users = np.flatnonzero(held)
-    baskets = {e: user_baskets(data, users, entity=e) for e in ("tracks", "artists")}
+    ranked = {e: ranked_user_baskets(data, users, entity=e) for e in ("tracks", "artists")}
     return Split(
         train=data.select_users(~held),
-        baskets=baskets,
+        baskets={e: [np.sort(b) for b in r] for e, r in ranked.items()},
         description=f"users split at random: {len(users)} of {data.n_users} users held out",
+        ranked=ranked,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# time splits: train on the past, choose on a window before the cut, test on what came after
+
+
+@dataclass(frozen=True)
+class NextTrackPairs:
+    """(previous, next) item rows of consecutive plays within one sequence, with the next
+    play's time: what a radio is judged by (given the track playing, is the next one in the
+    list?)."""
+
+    prev: NDArray[np.int32]
+    next: NDArray[np.int32]
+    time: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.prev)
+
+    def take(self, mask: NDArray[np.bool_]) -> NextTrackPairs:
+        return NextTrackPairs(prev=self.prev[mask], next=self.next[mask], time=self.time[mask])
+
+    def to_artists(self, artist_of: NDArray[np.int32]) -> NextTrackPairs:
+        """The same pairs as artist rows, where the artist changes."""
+        a, b = artist_of[self.prev], artist_of[self.next]
+        keep = a != b
+        return NextTrackPairs(prev=a[keep], next=b[keep], time=self.time[keep])
+
+
+def time_splittable(data: Dataset) -> bool:
+    return data.sequences.ordered and data.sequences.has_item_times
+
+
+def next_track_pairs(data: Dataset, *, start: float, end: float) -> NextTrackPairs:
+    """Consecutive plays (a, b) of one sequence whose b was played in [start, end)."""
+    seqs = data.sequences
+    assert seqs.times is not None
+    follows = np.ones(len(seqs.items), dtype=bool)
+    if len(follows):
+        follows[0] = False
+        follows[seqs.indptr[1:-1]] = False  # the first play of a sequence follows nothing
+    t = seqs.times
+    idx = np.flatnonzero(follows & (t >= start) & (t < end))
+    a, b = seqs.items[idx - 1], seqs.items[idx]
+    keep = a != b
+    return NextTrackPairs(
+        prev=a[keep].astype(np.int32), next=b[keep].astype(np.int32), time=t[idx][keep]
+    )
+
+
+def played_before(data: Dataset, cut: float) -> Dataset:
+    """The data set as it was known at `cut`: only plays before it (a sequence that straddles
+    the cut keeps its first part); interactions follow the sequences. Items keep their rows."""
+    seqs = data.sequences
+    if seqs.times is None:
+        raise ValueError("a time cut needs per-play times")
+    if not data.interactions_from_sequences:
+        raise ValueError("a time cut needs interactions derived from the sequences")
+    keep_item = seqs.times < cut
+    seq_of = np.repeat(np.arange(len(seqs)), np.diff(seqs.indptr))
+    lengths = np.bincount(seq_of[keep_item], minlength=len(seqs)).astype(np.int64)
+    indptr = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    # plays are in time order within a sequence, so the kept ones are a prefix of it
+    cut_seqs = Sequences(
+        indptr=indptr,
+        items=seqs.items[keep_item],
+        user=seqs.user,
+        timestamp=seqs.timestamp,
+        ordered=seqs.ordered,
+        times=seqs.times[keep_item],
+    ).select(lengths > 0)
+    inter = interactions_from_sequences(
+        cut_seqs, n_users=data.n_users, n_tracks=data.items.n_tracks
+    )
+    return replace(data, interactions=inter, sequences=cut_seqs)

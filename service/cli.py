@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 DATASET_HELP = (
-    "synthetic[:TRACKS] (default synthetic:5000) | hetrec:DIR | plays:FILE | sessions:FILE"
+    "synthetic[:TRACKS] (default synthetic:5000) | hetrec:DIR | plays:FILE | sessions:FILE | "
+    "plays-at:FILE (a timestamped plays log, .csv or .csv.gz)"
 )
 
 
@@ -58,10 +59,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path", type=Path)
     p.set_defaults(func=_summary)
 
-    p = sub.add_parser("evaluate", help="recall/hit rate at K per model, ensemble and baselines")
+    p = sub.add_parser(
+        "evaluate",
+        help="next-track hit rate on a time split, or recall at K on held-out users, per source, "
+        "ensemble and plain baselines",
+    )
     p.add_argument("--dataset", default="synthetic:5000", help=DATASET_HELP)
-    p.add_argument("--k", type=int, default=20)
-    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument(
+        "--split", choices=("auto", "time", "users"), default="auto",
+        help="time: train before --test-from (or the last --test-weeks), test the next plays "
+        "after it; users: hold out users, their top artists/tracks are the queries; auto (the "
+        "default): time when every play has a time, else users",
+    )  # fmt: skip
+    p.add_argument(
+        "--test-from", help="time split: first test day, YYYY-MM-DD (or a full ISO time; UTC)"
+    )
+    p.add_argument(
+        "--test-weeks", type=float, default=8.0,
+        help="time split without --test-from: the last N weeks are the test (default 8)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-pairs", type=int, default=None,
+        help="time split: evaluate a random sample of this many test plays (default: all)",
+    )  # fmt: skip
+    p.add_argument("--k", type=int, default=20, help="user split: recall@K (default 20)")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.2, help="user split: share of users held out"
+    )
     p.add_argument(
         "--json",
         type=Path,
@@ -275,12 +299,21 @@ def _build_options(p: argparse.ArgumentParser) -> None:
         default=5000,
         help="the most search_k tuning may choose when recall@10 0.95 needs more (default 5000)",
     )
+    p.add_argument(
+        "--validation-days", type=float, default=28.0,
+        help="data with play times: the ensemble weights are fitted on the next plays of the "
+        "last N days, on models of the data before them; then everything is refit (default 28)",
+    )  # fmt: skip
+    p.add_argument(
+        "--session-gap-minutes", type=float, default=60.0,
+        help="plays-at data: a gap longer than this starts a new session (default 60)",
+    )  # fmt: skip
 
 
 def _config(args: argparse.Namespace) -> Any:
     from indexes.pipeline import BuildConfig
 
-    for name in ("dims", "trees", "search_k", "max_search_k"):
+    for name in ("dims", "trees", "search_k", "max_search_k", "validation_days"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SystemExit(f"segue: --{name.replace('_', '-')} must be at least 1")
     variants: dict[str, Any] = {}
@@ -298,18 +331,19 @@ def _config(args: argparse.Namespace) -> Any:
         n_trees=args.trees,
         search_k=args.search_k,
         max_search_k=args.max_search_k,
+        validation_days=args.validation_days,
         seed=args.seed,
         keep=getattr(args, "keep", 3),
     )
 
 
-def _load(spec: str, seed: int) -> Any:
+def _load(spec: str, seed: int, session_gap_minutes: float = 60.0) -> Any:
     from indexes.datasets.registry import load_dataset
     from indexes.progress import log, stage
 
     try:
         with stage(f"load {spec}"):
-            data = load_dataset(spec, seed=seed)
+            data = load_dataset(spec, seed=seed, session_gap_minutes=session_gap_minutes)
     except ValueError as e:
         print(f"segue: {e}", file=sys.stderr)
         return None
@@ -325,7 +359,7 @@ def _build(args: argparse.Namespace) -> int:
     from indexes.pipeline import build_bundle
 
     config = _config(args)
-    data = _load(args.dataset, args.seed)
+    data = _load(args.dataset, args.seed, args.session_gap_minutes)
     if data is None:
         return 2
     result = build_bundle(data, out=args.out, config=config, make_current=not args.no_current)
@@ -395,8 +429,17 @@ def _describe(path: Path, manifest: dict[str, Any]) -> str:
         f"bundle {manifest['bundle_version']} at {path} (format {manifest['format_version']}, {size / 1e6:.1f} MB)",
         f"source {src['name']}: {src['tracks']} tracks, {src['artists']} artists, {src['users']} users, "
         f"{src['interactions']} user-track pairs, {src['sequences']} sequences, {src['bad_rows']} bad rows",
-        "indexes:",
     ]
+    t = manifest.get("time")
+    if t:
+        lines.append(
+            f"time: plays {t['first_play']} .. {t['last_play']}, as of {t['as_of']} "
+            f"(recency half-lives {', '.join(f'{h:g}' for h in t['half_lives_days'])} days)"
+        )
+    for entity, spec in (manifest.get("signals") or {}).items():
+        names = ["cooc", *spec.get("tables", {}), "popularity", *spec.get("popularity", [])]
+        lines.append(f"signals {entity}: {', '.join(names)}")
+    lines.append("indexes:")
     for ix in manifest["indexes"]:
         lines.append(
             f"  {ix['model']:<10} {ix['entity']:<8} {ix['n_items']:>9} items  {ix['dims']:>4} dims  "
@@ -418,19 +461,63 @@ def _describe(path: Path, manifest: dict[str, Any]) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from indexes.evaluate import EvalConfig, evaluate, format_table
+    from indexes.evaluate_time import TimeEvalConfig, evaluate_time, format_time_table
+    from indexes.splits import time_splittable
 
     config = _config(args)
-    data = _load(args.dataset, args.seed)
+    test_from = None
+    if args.test_from is not None:
+        test_from = _parse_day(args.test_from)
+        if test_from is None:
+            print(f"segue: --test-from {args.test_from!r} is not a date", file=sys.stderr)
+            return 2
+    if args.max_pairs is not None and args.max_pairs < 1:
+        print("segue: --max-pairs must be at least 1", file=sys.stderr)
+        return 2
+    data = _load(args.dataset, args.seed, args.session_gap_minutes)
     if data is None:
         return 2
-    results = evaluate(
-        data, build=config, config=EvalConfig(k=args.k, test_fraction=args.test_fraction)
-    )
-    print(format_table(results))
+    split = args.split
+    if split == "auto":
+        split = "time" if time_splittable(data) else "users"
+    try:
+        if split == "time":
+            results = evaluate_time(
+                data,
+                build=config,
+                config=TimeEvalConfig(
+                    test_from=test_from,
+                    test_weeks=args.test_weeks,
+                    max_pairs=args.max_pairs,
+                    seed=args.seed,
+                ),
+            )
+            table = format_time_table(results)
+        else:
+            results = evaluate(
+                data, build=config, config=EvalConfig(k=args.k, test_fraction=args.test_fraction)
+            )
+            table = format_table(results)
+    except ValueError as e:
+        print(f"segue: {e}", file=sys.stderr)
+        return 2
+    print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.json}")
     return 0
+
+
+def _parse_day(text: str) -> float | None:
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ class PrecomputeConfig:
     chunk_size: int = 500
     radio_size: int = RADIO_SIZE
     radio_artist_cap: int = 10
-    radio_candidates_per_source: int = 120
+    radio_candidates_per_source: int = 250
     related_size: int = RELATED_SIZE
     max_chunks: int | None = None  # stop after writing this many chunks (a partial run)
 

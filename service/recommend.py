@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexes.bundle import Entities
-from indexes.ensemble import ENSEMBLE
+from indexes.ensemble import ENSEMBLE, capped_positions
 from service.bundles import LoadedBundle
 
 USER_MODEL = "als"  # the model whose user vectors drive personal recommendations
@@ -44,17 +44,7 @@ def cap_per_artist(
     rows = np.asarray(rows)
     if len(rows) == 0:
         return []
-    a = np.asarray(artist[rows])
-    # each row's place among the rows of its artist so far: a stable sort groups the artists
-    # and keeps their order, and the place is the position minus the start of the group
-    order = np.argsort(a, kind="stable")
-    grouped = a[order]
-    new_group = np.ones(len(a), dtype=bool)
-    new_group[1:] = grouped[1:] != grouped[:-1]
-    starts = np.flatnonzero(new_group)
-    place = np.empty(len(a), dtype=np.int64)
-    place[order] = np.arange(len(a)) - np.repeat(starts, np.diff(np.append(starts, len(a))))
-    kept = np.flatnonzero(place < cap)[:limit]
+    kept = capped_positions(np.asarray(artist[rows]), cap=cap)[:limit]
     return [
         Item(row=r, score=s)
         for r, s in zip(rows[kept].tolist(), np.asarray(scores)[kept].tolist(), strict=True)
@@ -68,14 +58,20 @@ def similar_tracks(
     scorer = loaded.scorers["tracks"]
     if source not in sources(loaded, entity="tracks"):
         raise KeyError(source)
-    # ask for more than `limit`: the artist cap drops some
-    want = max(limit * 3, limit + 20)
-    if source == ENSEMBLE:
-        want = 10**9  # the ensemble ranks its whole (bounded) candidate set
-    rows, scores = scorer.top(row, min(want, scorer.n_items), source=source)
     artist = loaded.bundle.tracks.artist
     assert artist is not None
-    return cap_per_artist(rows, scores, artist=artist, cap=artist_cap, limit=limit)
+    if source == ENSEMBLE:  # the ensemble ranks its whole (bounded) candidate set
+        rows, scores = scorer.top(row, scorer.n_items, source=source)
+        return cap_per_artist(rows, scores, artist=artist, cap=artist_cap, limit=limit)
+    # ask for more than `limit`, the artist cap drops some; where one artist crowds the
+    # neighbourhood, ask again for four times as many (a few rounds at most)
+    want = max(limit * 3, limit + 20)
+    while True:
+        rows, scores = scorer.top(row, min(want, scorer.n_items), source=source)
+        items = cap_per_artist(rows, scores, artist=artist, cap=artist_cap, limit=limit)
+        if len(items) >= limit or len(rows) < min(want, scorer.n_items) or want >= 16 * limit + 320:
+            return items
+        want *= 4
 
 
 def related_artists(loaded: LoadedBundle, *, row: int, limit: int) -> list[Item]:
@@ -118,7 +114,7 @@ def user_recommendations(
         vector.tolist(), n, search_k=ann.search_k, include_distances=True
     )
     rows = ann.rows[np.asarray(slots, dtype=np.int64)]
-    sims = 1.0 - np.asarray(dists, dtype=np.float32) ** 2 / 2.0
+    sims = ann.similarity_of_distance(np.asarray(dists, dtype=np.float32))
     fresh = ~np.isin(rows, played)
     items = cap_per_artist(
         rows[fresh], sims[fresh], artist=tracks.artist, cap=artist_cap, limit=limit

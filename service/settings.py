@@ -71,8 +71,10 @@ class Settings(BaseSettings):
     cassandra_password: SecretStr | None = None
     radio_size: int = Field(250, ge=1, le=1000, description="radio neighbours kept per track")
     radio_artist_cap: int = Field(10, ge=1, le=1000, description="tracks per artist among them")
+    # as deep as the list: where the data rotates a small catalogue, the recency-weighted
+    # popularity list alone may hold most of the 250 tracks played next
     radio_candidates_per_source: int = Field(
-        120, ge=5, le=999, description="ensemble candidates from each source for radio lists"
+        250, ge=5, le=999, description="ensemble candidates from each source for radio lists"
     )
 
     station_ttl_seconds: int = Field(

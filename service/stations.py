@@ -33,7 +33,7 @@ class StationConfig:
     rules: Rules = field(default_factory=Rules)
     radio_size: int = 250
     radio_artist_cap: int = 10
-    per_source: int = 120
+    per_source: int = 250
     seed_tracks_per_artist: int = 3  # an artist seed stands for its most listened tracks
     max_attempts: int = 100  # conditional writes tried before giving up (busy station)
 

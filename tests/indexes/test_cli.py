@@ -31,13 +31,30 @@ def test_build_rejects_bad_dataset(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_evaluate_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "eval.json"
     args = ["--dims", "8", "--trees", "4", "--search-k", "100", "--json", str(target)]
-    assert main(["evaluate", "--dataset", "synthetic:400", *args]) == 0
+    assert main(["evaluate", "--dataset", "synthetic:400", "--split", "users", *args]) == 0
     table = capsys.readouterr().out
     assert "recall@20" in table and "ensemble" in table
     results = json.loads(target.read_text())
     assert set(results["entities"]["tracks"]["sources"]) == {
-        "als", "word2vec", "content", "cooc", "popularity", "ensemble",
+        "als", "word2vec", "content", "cooc", "cooc_count", "trans", "trans_recent",
+        "popularity", "recent_7d", "recent_28d", "recent_90d", "recent_365d", "ensemble",
+        "baseline: popularity", "baseline: co-occurrence counts",
     }  # fmt: skip
+
+
+def test_evaluate_on_a_time_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Synthetic plays have times, so evaluate chooses the time split by itself."""
+    target = tmp_path / "eval.json"
+    args = ["--dims", "8", "--trees", "4", "--search-k", "100", "--json", str(target)]
+    assert main(["evaluate", "--dataset", "synthetic:400", "--test-weeks", "2", *args]) == 0
+    table = capsys.readouterr().out
+    assert "HR@10" in table and "radio against the best baseline" in table
+    results = json.loads(target.read_text())
+    assert results["split"]["kind"] == "time" and "radio" in results["lists"]
+    assert main(["evaluate", "--dataset", "synthetic:400", "--test-from", "2020-01-01", *args]) == 2
+    assert "outside the data" in capsys.readouterr().err
+    assert main(["evaluate", "--dataset", "synthetic:400", "--test-from", "soon", *args]) == 2
+    assert "not a date" in capsys.readouterr().err
 
 
 def test_build_without_current_then_precompute_then_publish(
@@ -85,3 +102,4 @@ def test_build_option_defaults_are_the_build_config_defaults() -> None:
     assert (config.dims, config.n_trees, config.search_k, config.max_search_k, config.seed) == (
         default.dims, default.n_trees, default.search_k, default.max_search_k, default.seed,
     )  # fmt: skip
+    assert config.validation_days == default.validation_days

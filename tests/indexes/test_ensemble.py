@@ -48,7 +48,7 @@ def test_features_score_candidates_with_every_source(tiny_build: BuildResult) ->
         # every cooc and rank feature, checked one candidate at a time against its list
         lists = scorer.candidate_lists(row)
         cooc = dict(zip(idx.tolist(), sc.tolist(), strict=True))
-        sources = [*scorer.models, COOC, POPULARITY]
+        sources = scorer.sources()[:-1]  # every source but the ensemble, in list order
         for i, c in enumerate(cands.tolist()):
             assert x[i, scorer.names.index(COOC)] == pytest.approx(cooc.get(c, 0.0))
             for src, ranked in zip(sources, lists, strict=True):

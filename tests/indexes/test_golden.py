@@ -33,6 +33,15 @@ def test_golden_bundle_loads_and_answers(fmt: int) -> None:
             assert b.tracks.names_lower is not None
         else:
             assert b.users is None
-        scorer = Scorer(b, entity="artists")
-        rows, _ = scorer.top(0, 5)
-        assert len(rows) == 5 and 0 not in rows
+        if fmt >= 3:  # the plain signals and the data's time span
+            assert {"cooc", "cooc_count", "trans", "trans_recent"} <= set(b.tables["tracks"])
+            assert "recent_7d" in b.popularity["tracks"] and b.manifest["time"]["as_of"]
+        else:
+            assert set(b.tables["tracks"]) == {"cooc"} and set(b.popularity["tracks"]) == {
+                "popularity"
+            }
+        for entity in ("tracks", "artists"):
+            scorer = Scorer(b, entity=entity)
+            assert set(b.ensemble(entity)["features"]) <= set(scorer.names)  # the rest weigh 0
+            rows, _ = scorer.top(0, 5)
+            assert len(rows) == 5 and 0 not in rows

@@ -52,7 +52,8 @@ def test_a_partial_run_resumes_and_the_lists_match_the_service(
         try:
             tracks = loaded.bundle.tracks
             for row in (0, 57, n_tracks - 1):
-                want = compute_radio(loaded, row=row, size=250, artist_cap=10, per_source=120)
+                want = compute_radio(loaded, row=row, size=250, artist_cap=10,
+                                     per_source=config.radio_candidates_per_source)  # fmt: skip
                 got = store.get(kind=RADIO, version=full.version, key=tracks.id_of(row))
                 assert got is not None
                 assert got.ids == [tracks.id_of(i.row) for i in want]
