@@ -18,12 +18,17 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from indexes.datasets.shape import Dataset
-from indexes.models.cooccurrence import Neighbours, cooccurrence_tables, popularity
+from indexes.models.cooccurrence import (
+    Neighbours,
+    cooccurrence_neighbours,
+    cooccurrence_tables,
+    popularity,
+)
 
 DAY = 86400.0
 
 COOC = "cooc"  # co-occurrence cosine (factors popularity out: suits "similar")
-COOC_COUNT = "cooc_count"  # co-occurrence counts (baskets holding both)
+COOC_COUNT = "cooc_count"  # co-occurrence counts (sessions, or users, holding both)
 TRANS = "trans"  # b played right after a in a session, counted
 TRANS_RECENT = "trans_recent"  # the same, each transition recency-weighted
 POPULARITY = "popularity"  # listeners (baskets) per item, all time
@@ -68,17 +73,30 @@ def compute_signals(data: Dataset, *, config: SignalConfig, as_of: float | None 
     if span is None:
         as_of = None
     artist_of = data.items.track_artist
+    seqs = data.sequences
     baskets = {"tracks": data.interactions, "artists": data.artist_interactions()}
+    # counts are of sessions that played both where there are sessions ("what plays
+    # together"); cosine stays over listeners (users), which suits "similar"
+    by_session = seqs.ordered and not _sessions_are_users(data)
     out: dict[str, EntitySignals] = {}
     for entity, matrix in baskets.items():
         sig = EntitySignals()
-        cos, count = cooccurrence_tables(matrix, top_n=config.top_n, name=f"co-occurrence {entity}")
-        sig.tables[COOC] = cos
-        sig.tables[COOC_COUNT] = count
-        sig.popularity[POPULARITY] = popularity(matrix)
         n = matrix.shape[1]
-        seqs = data.sequences
         items = seqs.items if entity == "tracks" else artist_of[seqs.items]
+        if by_session:
+            sig.tables[COOC] = cooccurrence_neighbours(
+                matrix, top_n=config.top_n, name=f"co-occurrence {entity}"
+            )
+            sig.tables[COOC_COUNT] = cooccurrence_tables(
+                _session_baskets(seqs.indptr, items, n=n),
+                top_n=config.top_n,
+                name=f"session co-occurrence {entity}",
+            )[1]
+        else:
+            sig.tables[COOC], sig.tables[COOC_COUNT] = cooccurrence_tables(
+                matrix, top_n=config.top_n, name=f"co-occurrence {entity}"
+            )
+        sig.popularity[POPULARITY] = popularity(matrix)
         if as_of is not None and seqs.times is not None:
             age = np.maximum(as_of - seqs.times, 0.0)
             for h in config.half_lives_days:
@@ -98,6 +116,30 @@ def compute_signals(data: Dataset, *, config: SignalConfig, as_of: float | None 
                 sig.tables[TRANS_RECENT] = top_per_row(a, b, w, n=n, top_n=config.top_n)
         out[entity] = sig
     return Signals(entities=out, as_of=as_of, time_span=span)
+
+
+def _sessions_are_users(data: Dataset) -> bool:
+    """True when each sequence is its own user (then user and session baskets are the same)."""
+    seqs = data.sequences
+    return (
+        data.interactions_from_sequences
+        and len(seqs) == data.n_users
+        and bool((seqs.user == np.arange(len(seqs))).all())
+    )
+
+
+def _session_baskets(
+    indptr: NDArray[np.int64], items: NDArray[np.int32], *, n: int
+) -> sparse.csr_matrix:
+    """Sessions x items, 1 where the session played the item."""
+    rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    m = sparse.csr_matrix(
+        (np.ones(len(items), dtype=np.float32), (rows, items)),
+        shape=(len(indptr) - 1, n),
+        dtype=np.float32,
+    )
+    m.sum_duplicates()
+    return m
 
 
 def _transitions(

@@ -136,3 +136,19 @@ def test_top_per_row_sums_duplicates_and_keeps_the_heaviest() -> None:
     )
     assert nb.row(0)[0].tolist() == [1, 2] and nb.row(0)[1].tolist() == [2.0, 1.5]
     assert nb.row(1)[0].tolist() == [] and nb.row(2)[0].tolist() == [0]
+
+
+def test_counts_are_of_sessions_and_cosine_of_listeners_when_users_have_sessions() -> None:
+    from dataclasses import replace
+
+    # one user, two sessions: 0 and 1 are played together once, 0 and 2 never in one session
+    data = _dataset([[0, 1], [2, 3]], [[0, 1], [10, 11]])
+    one_user = replace(data, sequences=replace(data.sequences, user=np.zeros(2, dtype=np.int32)))
+    one_user = replace(
+        one_user,
+        user_ids=np.asarray(["u0"]),
+        interactions=interactions_from_sequences(one_user.sequences, n_users=1, n_tracks=5),
+    )
+    t = compute_signals(one_user, config=SignalConfig()).entities["tracks"]
+    assert t.tables[COOC_COUNT].row(0)[0].tolist() == [1]  # only what shared a session
+    assert sorted(t.tables[COOC].row(0)[0].tolist()) == [1, 2, 3]  # every track of the listener
