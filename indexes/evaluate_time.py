@@ -147,7 +147,7 @@ def _hit_rates(
     def add(name: str, rows: NDArray[np.int32]) -> None:
         lists.setdefault(name, []).append(np.asarray(rows[:depth], dtype=np.int32))
 
-    baselines = _baselines(train, seeds=seeds, depth=depth, config=config, as_of=as_of)
+    baselines = plain_baselines(train, seeds=seeds, depth=depth, config=config, as_of=as_of)
     ticker = Ticker("evaluate seeds", total=len(seeds), unit="seeds")
     for i, s in enumerate(seeds.tolist()):
         ranked, _ = scorer.top(
@@ -193,7 +193,7 @@ def _kind(name: str, scorer: Scorer) -> str:
     return "source"
 
 
-def _baselines(
+def plain_baselines(
     train: Dataset,
     *,
     seeds: NDArray[np.integer[Any]],

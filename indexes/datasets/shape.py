@@ -244,20 +244,38 @@ def interactions_from_sequences(
     return m
 
 
-def sequences_from_interactions(interactions: sparse.csr_matrix) -> Sequences:
-    """One unordered sequence per user: the user's tracks, most played first."""
+def sequences_from_interactions(
+    interactions: sparse.csr_matrix, times: dict[tuple[int, int], float] | None = None
+) -> Sequences:
+    """One unordered sequence per user: the user's tracks, most played first.
+
+    `times` maps (user row, track row) to when the user (last) played the track, in unix seconds.
+    With it the sequences get `times` parallel to `items` (NaN for a pair it lacks) and each
+    sequence's `timestamp` is its earliest time (NaN for an empty sequence); without it both stay
+    unknown (times None, timestamps NaN)."""
     m = sparse.csr_matrix(interactions)
     m.sort_indices()
     n_users = m.shape[0]
     rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(m.indptr))
     order = np.lexsort((-m.data, rows))
     items = m.indices[order].astype(np.int32)
+    start = np.full(n_users, np.nan)
+    item_times = None
+    if times is not None:
+        users = rows[order]
+        item_times = np.fromiter(
+            (times.get((int(u), int(t)), np.nan) for u, t in zip(users, items, strict=True)),
+            dtype=np.float64,
+            count=len(items),
+        )
+        np.fmin.at(start, users, item_times)  # fmin skips NaN: the earliest known time
     return Sequences(
         indptr=m.indptr.astype(np.int64),
         items=items,
         user=np.arange(n_users, dtype=np.int32),
-        timestamp=np.full(n_users, np.nan),
+        timestamp=start,
         ordered=False,
+        times=item_times,
     )
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from indexes.datasets.plays_csv import load_plays_csv
+from indexes.signals import SignalConfig, compute_signals, recent_name
 
 PLAYS = Path(__file__).parents[2] / "fixtures" / "datasets" / "plays.csv"
 
@@ -162,3 +163,122 @@ def test_ids_round_trip_exactly_and_blank_ids_are_bad_rows(tmp_path: Path) -> No
         [0, 0, 2, 0, 0],
         [0, 0, 0, 1, 1],
     ]
+
+
+DAY = 86400.0
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+def test_timestamps_become_item_times_parallel_to_items(tmp_path: Path) -> None:
+    path = tmp_path / "timed.csv"
+    path.write_text(
+        "user,track,artist,count,timestamp\n"
+        f"u1,t1,a1,1,{T0:.0f}\n"
+        "u1,t2,a1,5,2023-11-15T22:13:20Z\n"  # T0 + 1 day
+        "u2,t1,a1,2,2023-11-13T22:13:20\n"  # no zone: UTC, T0 - 1 day
+        f"u2,t3,a2,3,{T0 + 0.5:.1f}\n"
+        f"u3,t3,a2,0,{T0:.0f}\n"  # no plays: not in the sequence
+    )
+    ds = load_plays_csv(path)
+    assert ds.report.files[0].bad == 0
+    seqs = ds.sequences
+    assert seqs.ordered is False
+    # most played first, as without times
+    assert [s.tolist() for s in seqs] == [[1, 0], [2, 0], []]
+    assert seqs.times is not None
+    assert seqs.times.tolist() == [T0 + DAY, T0, T0 + 0.5, T0 - DAY]
+    assert seqs.has_item_times
+    # a sequence starts at its user's earliest time; no plays, no start
+    assert seqs.timestamp[:2].tolist() == [T0, T0 - DAY]
+    assert math.isnan(seqs.timestamp[2])
+    assert seqs.time_span() == (T0 - DAY, T0 + DAY)
+
+
+def test_repeated_pair_keeps_the_latest_time_and_last_played_is_an_alias(tmp_path: Path) -> None:
+    path = tmp_path / "repeats.csv"
+    path.write_text(
+        "user,track,artist,count,last_played\n"
+        f"u1,t1,a1,3,{T0 + 10:.0f}\n"
+        f"u1,t1,a1,4,{T0 + 30:.0f}\n"
+        f"u1,t1,a1,1,{T0 + 20:.0f}\n"
+        f"u1,t2,a1,1,{T0:.0f}\n"
+    )
+    ds = load_plays_csv(path)
+    f = ds.report.files[0]
+    assert (f.rows, f.loaded, f.duplicates, f.bad) == (4, 4, 2, 0)
+    assert ds.interactions.toarray().tolist() == [[8, 1]]
+    assert [s.tolist() for s in ds.sequences] == [[0, 1]]
+    assert ds.sequences.times is not None
+    assert ds.sequences.times.tolist() == [T0 + 30, T0]
+    assert ds.sequences.timestamp.tolist() == [T0]
+
+
+def test_bad_timestamp_is_a_bad_row_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad_times.csv"
+    path.write_text(
+        "user,track,artist,count,timestamp\n"
+        f"u1,t1,a1,1,{T0:.0f}\n"
+        "u1,t2,a1,1,yesterday\n"
+        "u1,t3,a1,1,\n"
+        "u1,t4,a1,1,inf\n"
+        "u1,t1,a1,5,2023-13-01T00:00:00\n"  # a bad time keeps the whole row out
+    )
+    ds = load_plays_csv(path)
+    f = ds.report.files[0]
+    assert (f.rows, f.loaded, f.bad) == (5, 1, 4)
+    assert f.bad_examples == [
+        (3, "timestamp 'yesterday' is neither unix seconds nor ISO 8601"),
+        (4, "timestamp '' is neither unix seconds nor ISO 8601"),
+        (5, "timestamp 'inf' is not finite"),
+        (6, "timestamp '2023-13-01T00:00:00' is neither unix seconds nor ISO 8601"),
+    ]
+    assert ds.items.track_ids.tolist() == ["t1"]
+    assert ds.interactions.toarray().tolist() == [[1]]
+    assert ds.sequences.times is not None
+    assert ds.sequences.times.tolist() == [T0]
+
+
+def test_bad_last_played_names_its_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad_alias.csv"
+    path.write_text("user,track,artist,count,last_played\nu1,t1,a1,1,soon\n")
+    f = load_plays_csv(path).report.files[0]
+    assert f.bad_examples == [(2, "last_played 'soon' is neither unix seconds nor ISO 8601")]
+
+
+def test_without_a_timestamp_column_times_stay_none():
+    seqs = load_plays_csv(PLAYS).sequences
+    assert seqs.times is None
+    assert not seqs.has_item_times
+    assert seqs.time_span() is None
+
+
+def test_times_feed_recency_weighted_popularity(tmp_path: Path) -> None:
+    # t_new and t_old have the same listeners and counts; t_new was played a year later
+    path = tmp_path / "signals.csv"
+    path.write_text(
+        "user,track,artist,count,timestamp\n"
+        f"u1,t_new,a1,2,{T0 + 365 * DAY:.0f}\n"
+        f"u1,t_old,a2,2,{T0:.0f}\n"
+        f"u2,t_new,a1,1,{T0 + 360 * DAY:.0f}\n"
+        f"u2,t_old,a2,1,{T0 + 5 * DAY:.0f}\n"
+    )
+    data = load_plays_csv(path)
+    config = SignalConfig()
+    signals = compute_signals(data, config=config)
+    assert signals.as_of == T0 + 365 * DAY
+    assert signals.time_span == (T0, T0 + 365 * DAY)
+    pop = signals.entities["tracks"].popularity
+    ids = data.items.track_ids.tolist()
+    new, old = ids.index("t_new"), ids.index("t_old")
+    assert pop["popularity"][new] == pop["popularity"][old]
+    for h in config.half_lives_days:
+        recent = pop[recent_name(h)]
+        assert recent[new] > recent[old] > 0
+    assert "recent_7d" in pop
+    # the newest play (age 0) weighs 1; five days older at a 7-day half-life, 2 ** (-5 / 7)
+    assert pop["recent_7d"][new] == pytest.approx(1 + 2 ** (-5 / 7), rel=1e-6)
+    # artists follow their tracks
+    artists = signals.entities["artists"].popularity["recent_28d"]
+    assert artists[data.items.track_artist[new]] > artists[data.items.track_artist[old]]
+    # unordered: no transitions
+    assert "trans" not in signals.entities["tracks"].tables
