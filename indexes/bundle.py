@@ -56,7 +56,8 @@ SUPPORTED_FORMATS = (1, 2, 3)
 ENTITIES = ("tracks", "artists")
 CURRENT = "current"
 MANIFEST = "manifest.json"
-_SIGNAL_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+_SIGNAL_NAME = re.compile(r"[a-z][a-z0-9_.]{0,40}")  # recent_0.5d
+_BUILT_IN = ("cooc", "popularity")  # always there; a signal of the manifest may not replace them
 # bytes per Annoy node for f dims (annoylib.h: n_descendants + children[2] (+ one float))
 _ANNOY_NODE_EXTRA = {"angular": 12, "euclidean": 16, "manhattan": 16, "dot": 16}
 
@@ -510,7 +511,8 @@ class Bundle:
         # per-item popularity arrays ("popularity" = listeners first), per entity, in order
         self.tables: dict[str, dict[str, CoocNeighbours]] = {}
         self.popularity: dict[str, dict[str, NDArray[np.float32]]] = {}
-        self.transforms: dict[str, str] = {}  # table name -> how its scores become a feature
+        # (entity, table name) -> how the table's scores become a feature
+        self.transforms: dict[tuple[str, str], str] = {}
         self.users: Users | None = None  # format 1 bundles have no users
 
     @property
@@ -776,30 +778,37 @@ def _open_cooc(bundle: Bundle, manifest: dict[str, Any]) -> None:
         bundle.cooc[entity] = CoocNeighbours(indptr=indptr, indices=indices, scores=scores)
         bundle.tables[entity] = {"cooc": bundle.cooc[entity]}
         bundle.popularity[entity] = {"popularity": bundle.entities[entity].listeners}
-    signals = manifest.get("signals") or {}
+    signals = manifest.get("signals")
+    signals = {} if signals is None else signals
     if not isinstance(signals, Mapping):
         raise BundleError(f"{d / MANIFEST}: signals must be an object")
     for entity, spec in signals.items():
         if entity not in ENTITIES or not isinstance(spec, Mapping):
             raise BundleError(f"{d / MANIFEST}: signals.{entity} is not an entity's signals")
         n = manifest["entities"][entity]
-        tables = spec.get("tables") or {}
-        pops = spec.get("popularity") or []
+        tables = spec.get("tables", {})
+        pops = spec.get("popularity", [])
         if not isinstance(tables, Mapping) or not isinstance(pops, list):
             raise BundleError(f"{d / MANIFEST}: signals.{entity} has malformed tables/popularity")
         for name, meta in tables.items():
             transform = meta.get("transform") if isinstance(meta, Mapping) else None
-            if not _SIGNAL_NAME.fullmatch(str(name)) or transform not in ("identity", "log1p"):
+            if (
+                not _SIGNAL_NAME.fullmatch(str(name))
+                or name in _BUILT_IN
+                or transform not in ("identity", "log1p")
+            ):
                 raise BundleError(f"{d / MANIFEST}: signals.{entity}.tables.{name} is malformed")
             indptr, indices, scores = _csr(
                 d, f"{name}.{entity}", "scores", n_rows=n, n_cols=n, what="rows", files=files
             )
+            if len(scores) and not (np.isfinite(scores).all() and scores.min() >= 0):
+                raise BundleError(f"{d / f'{name}.{entity}.scores.npy'}: not finite and >= 0")
             bundle.tables[entity][name] = CoocNeighbours(
                 indptr=indptr, indices=indices, scores=scores
             )
-            bundle.transforms[str(name)] = str(transform)
+            bundle.transforms[(entity, str(name))] = str(transform)
         for name in pops:
-            if not _SIGNAL_NAME.fullmatch(str(name)):
+            if not isinstance(name, str) or not _SIGNAL_NAME.fullmatch(name) or name in _BUILT_IN:
                 raise BundleError(f"{d / MANIFEST}: signals.{entity}.popularity {name!r}")
             values = _load(d, f"{entity}.{name}.npy", dtype_kind="f", length=n, files=files)
             if len(values) and not np.isfinite(values).all():

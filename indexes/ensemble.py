@@ -71,7 +71,9 @@ class Scorer:
         tables = bundle.tables.get(entity) or {COOC: self.cooc}
         self.table_names = list(tables)
         self.tables = [tables[t] for t in self.table_names]
-        self.log_tables = [bundle.transforms.get(t, "identity") == "log1p" for t in tables]
+        self.log_tables = [
+            bundle.transforms.get((entity, t), "identity") == "log1p" for t in self.table_names
+        ]
         pops = bundle.popularity.get(entity) or {POPULARITY: bundle.entities[entity].listeners}
         self.pop_names = list(pops)
         self.per_source = candidates_per_source

@@ -36,12 +36,15 @@ class EvalConfig:
     test_fraction: float = 0.2
     seeds_per_basket: int = 5  # user split: a held-out user's top items are the queries
     max_seeds: int = 5000
+    by_users: bool = False  # always split users (`--split users`), even with session times
 
 
 def evaluate(data: Dataset, *, build: BuildConfig, config: EvalConfig) -> dict[str, Any]:
     timings: dict[str, float] = {}
     with stage("evaluation split", timings):
-        split = evaluation_split(data, test_fraction=config.test_fraction, seed=build.seed)
+        split = evaluation_split(
+            data, test_fraction=config.test_fraction, seed=build.seed, by_users=config.by_users
+        )
         log(f"  {split.description}")
     results: dict[str, Any] = {
         "dataset": data.summary(),

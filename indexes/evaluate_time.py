@@ -35,7 +35,13 @@ from indexes.ensemble import ENSEMBLE, Scorer, capped_positions
 from indexes.pipeline import BuildConfig, build_bundle
 from indexes.progress import Ticker, log, stage
 from indexes.signals import DAY
-from indexes.splits import NextTrackPairs, next_track_pairs, played_before, time_splittable
+from indexes.splits import (
+    NextTrackPairs,
+    known_at,
+    map_pairs,
+    next_track_pairs,
+    time_splittable,
+)
 
 RADIO, SIMILAR = "radio", "similar"
 
@@ -84,8 +90,9 @@ def evaluate_time(data: Dataset, *, build: BuildConfig, config: TimeEvalConfig) 
         )
     timings: dict[str, float] = {}
     with stage("time split", timings):
-        train = played_before(data, test_from)
-        pairs = next_track_pairs(data, start=test_from, end=math.inf)
+        # the catalogue as of the test date: a track first played later is in no list
+        train, track_row = known_at(data, test_from)
+        pairs = map_pairs(next_track_pairs(data, start=test_from, end=math.inf), track_row)
         log(
             f"  training on the {train.sequences.n_items} plays before {_iso(test_from)}, "
             f"testing on {len(pairs)} next plays after it"
@@ -110,7 +117,8 @@ def evaluate_time(data: Dataset, *, build: BuildConfig, config: TimeEvalConfig) 
                 bundle, entity="tracks", candidates_per_source=build.candidates_per_source
             )
             known = np.asarray(bundle.tracks.listeners) > 0
-            usable = known[pairs.prev]
+            usable = pairs.prev >= 0
+            usable[usable] = known[pairs.prev[usable]]
             test = pairs.take(usable)
             if config.max_pairs is not None and len(test) > config.max_pairs:
                 pick = np.random.default_rng(config.seed).choice(
@@ -121,7 +129,7 @@ def evaluate_time(data: Dataset, *, build: BuildConfig, config: TimeEvalConfig) 
                 "pairs": len(pairs),
                 "pairs_with_known_previous": int(usable.sum()),
                 "evaluated": len(test),
-                "next_unknown_share": float(np.mean(~known[test.next])) if len(test) else 0.0,
+                "next_unknown_share": float(np.mean(test.next < 0)) if len(test) else 0.0,
             }
             with stage("evaluate lists", timings):
                 results["lists"] = _hit_rates(
@@ -153,7 +161,8 @@ def _hit_rates(
         ranked, _ = scorer.top(
             s, scorer.n_items, source=ENSEMBLE, per_source=config.radio_per_source
         )
-        add(RADIO, ranked[capped_positions(artist[ranked], cap=config.radio_artist_cap)])
+        radio = ranked[capped_positions(artist[ranked], cap=config.radio_artist_cap)]
+        add(RADIO, radio[: config.radio_size])
         ranked, _ = scorer.top(s, scorer.n_items, source=ENSEMBLE)
         add(SIMILAR, ranked[capped_positions(artist[ranked], cap=config.similar_artist_cap)])
         for source in scorer.sources():
@@ -232,8 +241,7 @@ def plain_baselines(
     b.data[:] = 1.0
     bt = sparse.csr_matrix(b.T)
     follows = np.ones(seqs.n_items, dtype=bool)
-    follows[0] = False
-    follows[seqs.indptr[1:-1]] = False
+    follows[seqs.indptr[:-1][np.diff(seqs.indptr) > 0]] = False
     idx = np.flatnonzero(follows)
     trans = sparse.csr_matrix(
         (np.ones(len(idx)), (seqs.items[idx - 1], seqs.items[idx])), shape=(n, n)

@@ -31,8 +31,9 @@ from indexes.signals import (
 from indexes.splits import (
     Baskets,
     NextTrackPairs,
+    known_at,
+    map_pairs,
     next_track_pairs,
-    played_before,
     time_splittable,
     validation_split,
 )
@@ -167,8 +168,12 @@ def _validation_plan(data: Dataset, config: BuildConfig) -> _Plan:
         if start > first:
             pairs = next_track_pairs(data, start=start, end=end + 1.0)
             if len(pairs) >= 20:
+                # the validation bundle knows only the tracks played before the window
+                train, track_row = known_at(data, start)
+                pairs = map_pairs(pairs, track_row)
+                pairs = pairs.take((pairs.prev >= 0) & (pairs.next >= 0))
                 return _Plan(
-                    train=played_before(data, start),
+                    train=train,
                     description=(
                         f"time split: weights fitted on the {len(pairs)} next plays of the "
                         f"{config.validation_days:g} days from {_iso(start)}, on models of the "

@@ -44,6 +44,7 @@ def recent_name(half_life_days: float) -> str:
 @dataclass(frozen=True)
 class SignalConfig:
     top_n: int = 100  # neighbours kept per item in each table
+    window: int = 200  # session co-occurrence: plays of one basket at most (longer: cut)
     # recency-weighted popularity, one feature per half-life (days)
     half_lives_days: tuple[float, ...] = (7.0, 28.0, 90.0, 365.0)
     transition_half_life_days: float = 90.0
@@ -76,20 +77,23 @@ def compute_signals(data: Dataset, *, config: SignalConfig, as_of: float | None 
     seqs = data.sequences
     baskets = {"tracks": data.interactions, "artists": data.artist_interactions()}
     # counts are of sessions that played both where there are sessions ("what plays
-    # together"); cosine stays over listeners (users), which suits "similar"
-    by_session = seqs.ordered and not _sessions_are_users(data)
+    # together"), a long session cut into windows of `window` consecutive plays (co-occurrence
+    # keeps at most that many items of a basket, and would otherwise drop a long session's
+    # later tracks); cosine stays over listeners (users), which suits "similar"
+    windows = _windows(seqs.indptr, config.window) if seqs.ordered else None
     out: dict[str, EntitySignals] = {}
     for entity, matrix in baskets.items():
         sig = EntitySignals()
         n = matrix.shape[1]
         items = seqs.items if entity == "tracks" else artist_of[seqs.items]
-        if by_session:
+        if windows is not None:
             sig.tables[COOC] = cooccurrence_neighbours(
                 matrix, top_n=config.top_n, name=f"co-occurrence {entity}"
             )
             sig.tables[COOC_COUNT] = cooccurrence_tables(
-                _session_baskets(seqs.indptr, items, n=n),
+                _session_baskets(windows, items, n=n),
                 top_n=config.top_n,
+                max_per_basket=config.window,
                 name=f"session co-occurrence {entity}",
             )[1]
         else:
@@ -98,9 +102,9 @@ def compute_signals(data: Dataset, *, config: SignalConfig, as_of: float | None 
             )
         sig.popularity[POPULARITY] = popularity(matrix)
         if as_of is not None and seqs.times is not None:
-            age = np.maximum(as_of - seqs.times, 0.0)
+            age = as_of - seqs.times  # a play after as_of (BuildConfig.as_of) weighs nothing
             for h in config.half_lives_days:
-                w = np.exp2(-age / (h * DAY))
+                w = np.where(age >= 0, np.exp2(-np.maximum(age, 0.0) / (h * DAY)), 0.0)
                 sig.popularity[recent_name(h)] = np.bincount(items, weights=w, minlength=n).astype(
                     np.float32
                 )
@@ -112,20 +116,21 @@ def compute_signals(data: Dataset, *, config: SignalConfig, as_of: float | None 
             sig.tables[TRANS] = top_per_row(a, b, np.ones(len(a)), n=n, top_n=config.top_n)
             if as_of is not None and at is not None:
                 h = config.transition_half_life_days * DAY
-                w = np.exp2(-np.maximum(as_of - at, 0.0) / h)
+                w = np.where(at <= as_of, np.exp2(-np.maximum(as_of - at, 0.0) / h), 0.0)
                 sig.tables[TRANS_RECENT] = top_per_row(a, b, w, n=n, top_n=config.top_n)
         out[entity] = sig
     return Signals(entities=out, as_of=as_of, time_span=span)
 
 
-def _sessions_are_users(data: Dataset) -> bool:
-    """True when each sequence is its own user (then user and session baskets are the same)."""
-    seqs = data.sequences
-    return (
-        data.interactions_from_sequences
-        and len(seqs) == data.n_users
-        and bool((seqs.user == np.arange(len(seqs))).all())
+def _windows(indptr: NDArray[np.int64], window: int) -> NDArray[np.int64]:
+    """Sequence boundaries with every sequence longer than `window` cut into consecutive
+    pieces of at most `window` items."""
+    lengths = np.diff(indptr)
+    pieces = np.maximum(1, -(-lengths // window))
+    starts = np.repeat(indptr[:-1], pieces) + window * (
+        np.arange(int(pieces.sum())) - np.repeat(np.cumsum(pieces) - pieces, pieces)
     )
+    return np.append(starts, indptr[-1]).astype(np.int64)
 
 
 def _session_baskets(
@@ -147,8 +152,7 @@ def _transitions(
 ) -> tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.float64] | None]:
     """(a, b, time of b) for every b that directly follows a within one sequence."""
     same = np.ones(len(items), dtype=bool)
-    same[indptr[1:-1]] = False  # the first item of a sequence follows nothing
-    same[0] = False
+    same[indptr[:-1][np.diff(indptr) > 0]] = False  # the first item of a sequence follows nothing
     follow = np.flatnonzero(same)
     a, b = items[follow - 1], items[follow]
     keep = a != b  # a repeat of the same item is not a transition

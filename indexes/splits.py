@@ -100,9 +100,17 @@ def validation_split(
     )
 
 
-def evaluation_split(data: Dataset, *, test_fraction: float, seed: int) -> Split:
-    """Sessions split by time where there are timestamps, users split at random otherwise."""
-    if data.sequences.ordered and data.sequences.has_time and len(data.sequences) >= 10:
+def evaluation_split(
+    data: Dataset, *, test_fraction: float, seed: int, by_users: bool = False
+) -> Split:
+    """Users split at random (`by_users`, or without session times); else sessions split by
+    their start time, the last `test_fraction` held out."""
+    if (
+        not by_users
+        and data.sequences.ordered
+        and data.sequences.has_time
+        and len(data.sequences) >= 10
+    ):
         ts = data.sequences.timestamp
         cut = float(np.quantile(ts, 1.0 - test_fraction))
         test = ts > cut
@@ -160,9 +168,8 @@ def next_track_pairs(data: Dataset, *, start: float, end: float) -> NextTrackPai
     seqs = data.sequences
     assert seqs.times is not None
     follows = np.ones(len(seqs.items), dtype=bool)
-    if len(follows):
-        follows[0] = False
-        follows[seqs.indptr[1:-1]] = False  # the first play of a sequence follows nothing
+    # the first play of a sequence follows nothing
+    follows[seqs.indptr[:-1][np.diff(seqs.indptr) > 0]] = False
     t = seqs.times
     idx = np.flatnonzero(follows & (t >= start) & (t < end))
     a, b = seqs.items[idx - 1], seqs.items[idx]
@@ -198,3 +205,50 @@ def played_before(data: Dataset, cut: float) -> Dataset:
         cut_seqs, n_users=data.n_users, n_tracks=data.items.n_tracks
     )
     return replace(data, interactions=inter, sequences=cut_seqs)
+
+
+def known_at(data: Dataset, cut: float) -> tuple[Dataset, NDArray[np.int64]]:
+    """The data set as a build at `cut` would know it: the plays before it, and a catalogue of
+    only the tracks played before it (and their artists), as an export of those plays would
+    hold. Returns it and the new row of each old track row (-1: not known yet), so that pairs
+    after the cut can be mapped (a track first played later is in no list)."""
+    early = played_before(data, cut)
+    played = np.zeros(data.items.n_tracks, dtype=bool)
+    played[early.sequences.items] = True
+    return restrict_tracks(early, played)
+
+
+def restrict_tracks(data: Dataset, keep: NDArray[np.bool_]) -> tuple[Dataset, NDArray[np.int64]]:
+    """The data set with only the tracks in `keep` (every play of the others must be gone) and
+    the artists they have; rows are renumbered in order. Returns it and old row -> new row."""
+    items = data.items
+    track_row = np.full(items.n_tracks, -1, dtype=np.int64)
+    track_row[keep] = np.arange(int(keep.sum()))
+    seqs = data.sequences
+    if (track_row[seqs.items] < 0).any():
+        raise ValueError("restrict_tracks: a dropped track is still played")
+    artists = np.unique(items.track_artist[keep])
+    artist_row = np.full(items.n_artists, -1, dtype=np.int64)
+    artist_row[artists] = np.arange(len(artists))
+    new_items = replace(
+        items,
+        track_ids=items.track_ids[keep],
+        track_names=items.track_names[keep],
+        track_artist=artist_row[items.track_artist[keep]].astype(np.int32),
+        artist_ids=items.artist_ids[artists],
+        artist_names=items.artist_names[artists],
+        track_tags=sparse.csr_matrix(items.track_tags[np.flatnonzero(keep)]),
+    )
+    new_items.validate()
+    new_seqs = replace(seqs, items=track_row[seqs.items].astype(np.int32))
+    inter = sparse.csr_matrix(sparse.csc_matrix(data.interactions)[:, np.flatnonzero(keep)])
+    return replace(data, items=new_items, sequences=new_seqs, interactions=inter), track_row
+
+
+def map_pairs(pairs: NextTrackPairs, track_row: NDArray[np.int64]) -> NextTrackPairs:
+    """Pairs in the rows of a restricted catalogue (-1 where a track is not in it)."""
+    return NextTrackPairs(
+        prev=track_row[pairs.prev].astype(np.int32),
+        next=track_row[pairs.next].astype(np.int32),
+        time=pairs.time,
+    )

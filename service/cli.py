@@ -495,7 +495,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             table = format_time_table(results)
         else:
             results = evaluate(
-                data, build=config, config=EvalConfig(k=args.k, test_fraction=args.test_fraction)
+                data,
+                build=config,
+                config=EvalConfig(k=args.k, test_fraction=args.test_fraction, by_users=True),
             )
             table = format_table(results)
     except ValueError as e:

@@ -35,6 +35,7 @@ def test_evaluate_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     table = capsys.readouterr().out
     assert "recall@20" in table and "ensemble" in table
     results = json.loads(target.read_text())
+    assert results["split"].startswith("users split at random")
     assert set(results["entities"]["tracks"]["sources"]) == {
         "als", "word2vec", "content", "cooc", "cooc_count", "trans", "trans_recent",
         "popularity", "recent_7d", "recent_28d", "recent_90d", "recent_365d", "ensemble",

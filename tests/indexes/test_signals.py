@@ -152,3 +152,14 @@ def test_counts_are_of_sessions_and_cosine_of_listeners_when_users_have_sessions
     t = compute_signals(one_user, config=SignalConfig()).entities["tracks"]
     assert t.tables[COOC_COUNT].row(0)[0].tolist() == [1]  # only what shared a session
     assert sorted(t.tables[COOC].row(0)[0].tolist()) == [1, 2, 3]  # every track of the listener
+
+
+def test_a_long_session_is_cut_into_windows_for_the_counts() -> None:
+    from indexes.signals import _windows
+
+    assert _windows(np.asarray([0, 3, 3, 10, 11]), 3).tolist() == [0, 3, 3, 6, 9, 10, 11]
+    # with windows of 2 plays, 0 and 2 never share a basket; the cosine (listeners) still sees it
+    data = _dataset([[0, 1, 2, 3]], [[0, 1, 2, 3]])
+    t = compute_signals(data, config=SignalConfig(window=2)).entities["tracks"]
+    assert t.tables[COOC_COUNT].row(0)[0].tolist() == [1]
+    assert 2 in t.tables[COOC].row(0)[0].tolist()

@@ -35,3 +35,17 @@ def test_a_time_split_needs_per_play_times() -> None:
     assert time_splittable(_dataset([[0, 1]], [[0, 1]]))
     with pytest.raises(ValueError, match="per-play times"):
         played_before(untimed, 1.0)
+
+
+def test_known_at_keeps_only_the_tracks_played_before_the_cut() -> None:
+    from indexes.splits import known_at, map_pairs
+
+    data = _dataset([[0, 1, 2], [3, 4]], [[0, 10, 20], [30, 40]])
+    early, row = known_at(data, 15.0)
+    assert early.items.track_ids.tolist() == ["t0", "t1"]
+    assert early.items.artist_ids.tolist() == ["a0", "a1"]
+    assert row.tolist() == [0, 1, -1, -1, -1]
+    assert early.interactions.shape == (data.n_users, 2)
+    later = map_pairs(next_track_pairs(data, start=15.0, end=1e9), row)
+    # 1 -> 2 and 3 -> 4: every next track is new, so no list can hold it
+    assert later.prev.tolist() == [1, -1] and later.next.tolist() == [-1, -1]
