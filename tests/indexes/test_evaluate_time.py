@@ -45,9 +45,9 @@ def _recency_weight(results: dict[str, Any]) -> float:
 def test_recency_earns_weight_where_the_data_has_it_and_not_where_it_does_not(
     with_time: dict[str, Any], without_time: dict[str, Any]
 ) -> None:
-    # measured: +10.5 with rising and decaying popularity, -0.6 with constant popularity
+    # measured: +4.9 with rising and decaying popularity, +0.5 with constant popularity
     assert _recency_weight(with_time) > 2.0, with_time["ensemble_weights"]["tracks"]
-    assert _recency_weight(without_time) < _recency_weight(with_time) - 4.0
+    assert _recency_weight(without_time) < _recency_weight(with_time) - 3.0
 
 
 def test_the_radio_list_beats_the_plain_baselines_where_time_matters(
@@ -58,7 +58,7 @@ def test_the_radio_list_beats_the_plain_baselines_where_time_matters(
     radio = lists[RADIO]
     for k in CONFIG.ks:
         best = max(r[f"hr@{k}"] for r in lists.values() if r["kind"] == "baseline")
-        assert radio[f"hr@{k}"] > best, table  # measured: +24 %, +6 %, +9 %
+        assert radio[f"hr@{k}"] > best, table  # measured: +21 %, +4 %, +6 %
     # the recency-weighted popularity ranks what is played next better than all-time counts
     assert lists["recent_7d"]["hr@50"] > lists["baseline: popularity, all time"]["hr@50"], table
 
