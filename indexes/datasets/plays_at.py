@@ -64,7 +64,7 @@ import numpy as np
 
 from indexes.datasets.report import LoadReport
 from indexes.datasets.sessions_csv import parse_timestamp
-from indexes.datasets.shape import Dataset, Interner, Sequences, interactions_from_sequences
+from indexes.datasets.shape import Dataset, Interner, Sequences, dataset_from_sequences
 from indexes.datasets.tables import BadRow, Catalogue, id_column_spec, open_table, read_ids
 
 REQUIRED = ("artist", "title")
@@ -221,16 +221,8 @@ def load_plays_at(path: Path, *, session_gap_minutes: float = 60.0) -> Dataset:
         ordered=True,
         times=times,
     )
-    return Dataset(
-        name=f"plays-at:{path}",
-        items=items,
-        user_ids=np.asarray(users.ids, dtype=str),
-        interactions=interactions_from_sequences(
-            sequences, n_users=len(users), n_tracks=items.n_tracks
-        ),
-        sequences=sequences,
-        interactions_from_sequences=True,
-        report=report,
+    return dataset_from_sequences(
+        name=f"plays-at:{path}", items=items, user_ids=users.ids, sequences=sequences, report=report
     )
 
 

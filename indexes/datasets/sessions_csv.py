@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes.datasets.report import LoadReport
-from indexes.datasets.shape import Dataset, Interner, Sequences, interactions_from_sequences
+from indexes.datasets.shape import Dataset, Interner, Sequences, dataset_from_sequences
 from indexes.datasets.tables import (
     BadRow,
     Catalogue,
@@ -164,14 +164,6 @@ def load_sessions_csv(path: Path) -> Dataset:
         ordered=True,
         times=np.asarray(row_time, dtype=np.float64)[order] if i_timestamp is not None else None,
     )
-    return Dataset(
-        name=f"sessions:{path}",
-        items=items,
-        user_ids=np.asarray(users.ids, dtype=str),
-        interactions=interactions_from_sequences(
-            sequences, n_users=len(users), n_tracks=items.n_tracks
-        ),
-        sequences=sequences,
-        interactions_from_sequences=True,
-        report=report,
+    return dataset_from_sequences(
+        name=f"sessions:{path}", items=items, user_ids=users.ids, sequences=sequences, report=report
     )

@@ -229,6 +229,23 @@ class Dataset:
         }
 
 
+def dataset_from_sequences(
+    *, name: str, items: Items, user_ids: list[str], sequences: Sequences, report: LoadReport
+) -> Dataset:
+    """A data set whose interactions are its sequences' plays (the loaders of ordered logs)."""
+    return Dataset(
+        name=name,
+        items=items,
+        user_ids=np.asarray(user_ids, dtype=str),
+        interactions=interactions_from_sequences(
+            sequences, n_users=len(user_ids), n_tracks=items.n_tracks
+        ),
+        sequences=sequences,
+        interactions_from_sequences=True,
+        report=report,
+    )
+
+
 def interactions_from_sequences(
     seqs: Sequences, *, n_users: int, n_tracks: int
 ) -> sparse.csr_matrix:
