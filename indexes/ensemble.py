@@ -84,7 +84,7 @@ class Scorer:
         self.pop_values: list[NDArray[np.float32]] = []
         for name in self.pop_names:
             values = np.asarray(pops[name], dtype=np.float64)
-            self.pop_tops.append(_top_rows(values, 1000))
+            self.pop_tops.append(top_rows(values, 1000))
             logs = np.log1p(np.maximum(values, 0.0))
             self.pop_values.append(
                 (logs / (float(logs.max(initial=0.0)) or 1.0)).astype(np.float32)
@@ -123,7 +123,7 @@ class Scorer:
             j = self.pop_names.index(source)
             top = self.pop_tops[j]
             if k >= len(top) and len(top) < self.n_items:
-                top = _top_rows(np.asarray(self.pop_values[j], dtype=np.float64), k + 1)
+                top = top_rows(np.asarray(self.pop_values[j], dtype=np.float64), k + 1)
             rows = top[top != row][:k]
             return rows, self.pop_values[j][rows]
         if source in self.models:
@@ -201,7 +201,7 @@ def capped_positions(artists: NDArray[np.integer[Any]], *, cap: int) -> NDArray[
     return np.flatnonzero(place < cap)
 
 
-def _top_rows(values: NDArray[np.float64], k: int) -> NDArray[np.int32]:
+def top_rows(values: NDArray[np.float64], k: int) -> NDArray[np.int32]:
     """Rows of the k largest values, largest first (ties by row)."""
     k = min(k, len(values))
     if k <= 0:

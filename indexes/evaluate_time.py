@@ -30,11 +30,11 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from indexes.bundle import open_bundle
-from indexes.datasets.shape import Dataset
-from indexes.ensemble import ENSEMBLE, Scorer, capped_positions
+from indexes.datasets.shape import Dataset, following
+from indexes.ensemble import ENSEMBLE, Scorer, capped_positions, top_rows
 from indexes.pipeline import BuildConfig, build_bundle
 from indexes.progress import Ticker, log, stage
-from indexes.signals import DAY
+from indexes.signals import DAY, session_baskets
 from indexes.splits import (
     NextTrackPairs,
     known_at,
@@ -216,11 +216,9 @@ def plain_baselines(
     n = train.items.n_tracks
 
     def top(values: NDArray[np.float64], exclude: int) -> NDArray[np.int32]:
-        k = min(depth + 1, n)
-        part = np.argpartition(-values, k - 1)[:k]
-        order = part[np.lexsort((part, -values[part]))]
+        order = top_rows(values, depth + 1)
         order = order[values[order] > 0]
-        return order[order != exclude][:depth].astype(np.int32)
+        return order[order != exclude][:depth]
 
     all_time = np.bincount(seqs.items, minlength=n).astype(np.float64)
     recent = np.bincount(
@@ -228,21 +226,10 @@ def plain_baselines(
     ).astype(np.float64)
     pop_all = top(all_time, -1)
     pop_recent = top(recent, -1)
-    # sessions x tracks, 1 where the session played the track
-    b = sparse.csr_matrix(
-        (
-            np.ones(seqs.n_items),
-            (np.repeat(np.arange(len(seqs)), np.diff(seqs.indptr)), seqs.items),
-        ),
-        shape=(len(seqs), n),
-    )
-    b.data[:] = 1.0
-    b.sum_duplicates()
-    b.data[:] = 1.0
+    b = session_baskets(seqs.indptr, seqs.items, n=n)
+    b.data[:] = 1.0  # 1 where the session played the track
     bt = sparse.csr_matrix(b.T)
-    follows = np.ones(seqs.n_items, dtype=bool)
-    follows[seqs.indptr[:-1][np.diff(seqs.indptr) > 0]] = False
-    idx = np.flatnonzero(follows)
+    idx = following(seqs.indptr, seqs.n_items)
     trans = sparse.csr_matrix(
         (np.ones(len(idx)), (seqs.items[idx - 1], seqs.items[idx])), shape=(n, n)
     )

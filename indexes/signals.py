@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from indexes.datasets.shape import Dataset
+from indexes.datasets.shape import Dataset, following
 from indexes.models.cooccurrence import (
     Neighbours,
     cooccurrence_neighbours,
@@ -91,7 +91,7 @@ def compute_signals(data: Dataset, *, config: SignalConfig, as_of: float | None 
                 matrix, top_n=config.top_n, name=f"co-occurrence {entity}"
             )
             sig.tables[COOC_COUNT] = cooccurrence_tables(
-                _session_baskets(windows, items, n=n),
+                session_baskets(windows, items, n=n),
                 top_n=config.top_n,
                 max_per_basket=config.window,
                 name=f"session co-occurrence {entity}",
@@ -133,7 +133,7 @@ def _windows(indptr: NDArray[np.int64], window: int) -> NDArray[np.int64]:
     return np.append(starts, indptr[-1]).astype(np.int64)
 
 
-def _session_baskets(
+def session_baskets(
     indptr: NDArray[np.int64], items: NDArray[np.int32], *, n: int
 ) -> sparse.csr_matrix:
     """Sessions x items, 1 where the session played the item."""
@@ -151,9 +151,7 @@ def _transitions(
     indptr: NDArray[np.int64], items: NDArray[np.int32], times: NDArray[np.float64] | None
 ) -> tuple[NDArray[np.int32], NDArray[np.int32], NDArray[np.float64] | None]:
     """(a, b, time of b) for every b that directly follows a within one sequence."""
-    same = np.ones(len(items), dtype=bool)
-    same[indptr[:-1][np.diff(indptr) > 0]] = False  # the first item of a sequence follows nothing
-    follow = np.flatnonzero(same)
+    follow = following(indptr, len(items))
     a, b = items[follow - 1], items[follow]
     keep = a != b  # a repeat of the same item is not a transition
     at = times[follow][keep] if times is not None else None

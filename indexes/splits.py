@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from indexes.datasets.shape import Dataset, Sequences, interactions_from_sequences
+from indexes.datasets.shape import Dataset, Sequences, following, interactions_from_sequences
 
 Baskets = list[NDArray[np.int32]]
 
@@ -167,11 +167,9 @@ def next_track_pairs(data: Dataset, *, start: float, end: float) -> NextTrackPai
     """Consecutive plays (a, b) of one sequence whose b was played in [start, end)."""
     seqs = data.sequences
     assert seqs.times is not None
-    follows = np.ones(len(seqs.items), dtype=bool)
-    # the first play of a sequence follows nothing
-    follows[seqs.indptr[:-1][np.diff(seqs.indptr) > 0]] = False
     t = seqs.times
-    idx = np.flatnonzero(follows & (t >= start) & (t < end))
+    idx = following(seqs.indptr, len(seqs.items))
+    idx = idx[(t[idx] >= start) & (t[idx] < end)]
     a, b = seqs.items[idx - 1], seqs.items[idx]
     keep = a != b
     return NextTrackPairs(

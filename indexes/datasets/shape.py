@@ -150,6 +150,14 @@ class Sequences:
         )
 
 
+def following(indptr: NDArray[np.int64], n_items: int) -> NDArray[np.int64]:
+    """Positions of the items that follow another item of their sequence (every position but
+    the first of each non-empty sequence)."""
+    follows = np.ones(n_items, dtype=bool)
+    follows[indptr[:-1][np.diff(indptr) > 0]] = False
+    return np.flatnonzero(follows)
+
+
 def _ranges(starts: NDArray[np.int64], lengths: NDArray[np.int64]) -> NDArray[np.int64]:
     """Concatenation of arange(start, start + length) for each pair, vectorised."""
     total = int(lengths.sum())
