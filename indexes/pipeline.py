@@ -57,6 +57,8 @@ class BuildConfig:
     max_search_k: int = 5000
     tune_queries: int = 1000  # sampled items whose exact top 10 the search_k tuning compares to
     seed: int = 42
+    # word2vec's training threads; with 1 the same data and seed give the same bundle
+    threads: int = 2
     validation_fraction: float = 0.05
     min_validation_users: int = 150  # small data sets need a bigger share to label enough pairs
     max_validation_users: int = 2000
@@ -104,7 +106,9 @@ def build_bundle(
     was played next inside that window; without times, on the baskets of held-out users. Then
     every model and signal is refit on all of `data`, with those weights."""
     config = config or BuildConfig()
-    models = models if models is not None else default_models(dims=config.dims)
+    models = (
+        models if models is not None else default_models(dims=config.dims, threads=config.threads)
+    )
     timings: dict[str, float] = {}
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,15 @@ HETREC = SHARED / "datasets" / "hetrec2011-lastfm-2k"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # small and fast, but with enough plays that every model learns something
+# one training thread: the same bundle on every run, so a margin a test asserts is one figure
 TINY = BuildConfig(
-    dims=16, n_trees=8, search_k=400, seed=7, max_validation_users=300, max_validation_seeds=1200
+    dims=16,
+    n_trees=8,
+    search_k=400,
+    seed=7,
+    threads=1,
+    max_validation_users=300,
+    max_validation_seeds=1200,
 )
 
 

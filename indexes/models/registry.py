@@ -8,9 +8,9 @@ from indexes.models.content import ContentModel
 from indexes.models.word2vec import Word2VecModel
 
 
-def default_models(*, dims: int = 32) -> list[VectorModel]:
+def default_models(*, dims: int = 32, threads: int = 2) -> list[VectorModel]:
     return [
         AlsModel(factors=dims),
-        Word2VecModel(vector_size=dims),
+        Word2VecModel(vector_size=dims, workers=threads),
         ContentModel(components=dims),
     ]

@@ -41,6 +41,8 @@ class Word2VecModel:
     # the index, as with ALS's min_listeners)
     min_plays: int = MIN_PLAYS
     sample: float = 1e-4
+    # gensim's threads race on shared vectors: with more than one, two fits on the same data
+    # and seed differ (1 makes a build reproducible; BuildConfig.threads)
     workers: int = 2
 
     @property

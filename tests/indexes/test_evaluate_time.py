@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from indexes.evaluate_time import (
     format_time_table,
     wilson,
 )
+from indexes.signals import SignalConfig
 from tests.conftest import TINY
 
 CONFIG = TimeEvalConfig(test_weeks=2, max_pairs=1500)
@@ -35,19 +37,28 @@ def without_time() -> dict[str, Any]:
     )
 
 
-def _recency_weight(results: dict[str, Any]) -> float:
-    e = results["ensemble_weights"]["tracks"]
-    return sum(
-        w for n, w in zip(e["features"], e["weights"], strict=True) if n.startswith("recent_")
-    )
+def _no_recency(data_with_time: bool) -> dict[str, Any]:
+    build = replace(TINY, signals=SignalConfig(half_lives_days=()))
+    data = generate_synthetic(n_tracks=2000, seed=11, time_dynamics=data_with_time)
+    return evaluate_time(data, build=build, config=CONFIG)
 
 
-def test_recency_earns_weight_where_the_data_has_it_and_not_where_it_does_not(
+def _radio_gain(full: dict[str, Any], ablated: dict[str, Any]) -> list[float]:
+    return [full["lists"][RADIO][f"hr@{k}"] - ablated["lists"][RADIO][f"hr@{k}"] for k in CONFIG.ks]
+
+
+def test_recency_buys_hit_rate_where_popularity_moves_and_not_where_it_is_constant(
     with_time: dict[str, Any], without_time: dict[str, Any]
 ) -> None:
-    # measured: +4.9 with rising and decaying popularity, +0.5 with constant popularity
-    assert _recency_weight(with_time) > 2.0, with_time["ensemble_weights"]["tracks"]
-    assert _recency_weight(without_time) < _recency_weight(with_time) - 3.0
+    """The same build with and without the recency-weighted popularity features: the fit turns
+    them into hit rate only on the catalogue whose popularity rises and decays. (The sum of their
+    weights said little: the features are correlated, so the fit trades weight between them.)"""
+    moving = _radio_gain(with_time, _no_recency(True))
+    constant = _radio_gain(without_time, _no_recency(False))
+    # measured (one training thread, so the same every run): +.055 +.042 +.050 against
+    # -.005 -.009 -.011 at HR@10/50/250
+    assert all(g > 0.02 for g in moving), (moving, constant)
+    assert all(g < 0.01 for g in constant), (moving, constant)
 
 
 def test_the_radio_list_beats_the_plain_baselines_where_time_matters(
@@ -58,7 +69,7 @@ def test_the_radio_list_beats_the_plain_baselines_where_time_matters(
     radio = lists[RADIO]
     for k in CONFIG.ks:
         best = max(r[f"hr@{k}"] for r in lists.values() if r["kind"] == "baseline")
-        assert radio[f"hr@{k}"] > best, table  # measured: +21 %, +4 %, +6 %
+        assert radio[f"hr@{k}"] > best, table  # measured: +18 %, +4 %, +4.5 %
     # the recency-weighted popularity ranks what is played next better than all-time counts
     assert lists["recent_7d"]["hr@50"] > lists["baseline: popularity, all time"]["hr@50"], table
 
