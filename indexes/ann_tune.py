@@ -3,7 +3,8 @@
 On a sample of indexed items, the exact top 10 (cosine) is computed with numpy; then the index
 is queried with growing search_k until recall@10 reaches the target, or search_k reaches its cap
 (a bound on the work, hence the latency, of one query: on a large catalogue whose vectors have no
-low-dimensional structure Annoy may need 50000 for 0.95, ~8 ms a query). The chosen search_k,
+low-dimensional structure the search_k that reaches the target can be far too slow to serve;
+loadtest/README.md). The chosen search_k,
 the measured recall and latency, and whether the target was met go into the manifest, so the
 service asks each index for just enough work.
 """
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from indexes.bundle.layout import Tuning
+from indexes.bundle.metrics import cosine_to_angular
 from indexes.models.base import normalise_rows
 
 K = 10
@@ -30,16 +33,18 @@ class Tuned:
     ms_per_query: float
     target: float | None = None  # None: search_k was given, not tuned
 
+    def tuning(self) -> Tuning:
+        """What the manifest's index entry records of it."""
+        return Tuning(
+            search_k=self.search_k,
+            recall_at_10=round(self.recall, 4),
+            ms_per_query=round(self.ms_per_query, 4),
+            recall_target=self.target,
+            recall_target_met=None if self.target is None else not self.missed_target,
+        )
+
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "search_k": self.search_k,
-            "recall_at_10": round(self.recall, 4),
-            "ms_per_query": round(self.ms_per_query, 4),
-        }
-        if self.target is not None:
-            out["recall_target"] = self.target
-            out["recall_target_met"] = not self.missed_target
-        return out
+        return self.tuning().to_json()
 
     @property
     def missed_target(self) -> bool:
@@ -78,15 +83,10 @@ def exact_top(vectors: NDArray[np.float32], queries: NDArray[np.int64], *, k: in
     return Exact(queries=queries, top=top, kth=kth, unit=unit)
 
 
-def angular(sims: Any) -> Any:
-    """Annoy's angular distance of unit vectors from their cosine similarity."""
-    return np.sqrt(np.maximum(0.0, 2.0 - 2.0 * np.asarray(sims, dtype=np.float64)))
-
-
 def hits(sims: Any, kth: float) -> Any:
     """Which returned items (cosine `sims` to the query) count as found, as in ann-benchmarks:
     their angular distance is within EPSILON of the k-th exact neighbour's (cosine `kth`)."""
-    return angular(sims) <= angular(kth) + EPSILON
+    return cosine_to_angular(sims) <= cosine_to_angular(kth) + EPSILON
 
 
 def recall_at(index: Any, exact: Exact, *, search_k: int) -> tuple[float, float]:

@@ -2,8 +2,8 @@
 
 Candidates for a seed come from each vector model's Annoy index, from each neighbour table of
 the bundle (co-occurrence cosine and counts, transitions raw and recency-weighted) and from each
-popularity (all-time, recency-weighted). Every candidate is then scored with every model (cosine
-similarity), every table and every popularity, plus its rank in each source's list; the
+popularity (all-time, recency-weighted). Every candidate is then scored with every model (its
+index's similarity: the cosine for angular indexes), every table and every popularity, plus its rank in each source's list; the
 manifest's weights combine those features into one score. Plain Python and numpy: used offline to fit weights and evaluate, and by the service.
 """
 
@@ -15,16 +15,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexes.bundle import Bundle
+from indexes.bundle.layout import COOC, IDENTITY, LOG1P, POPULARITY
 
-COOC = "cooc"
-POPULARITY = "popularity"
 ENSEMBLE = "ensemble"
 
 
 def feature_names(
     models: list[str], tables: list[str] | None = None, pops: list[str] | None = None
 ) -> list[str]:
-    """sim:<model> cosine per model, each table's score (cooc cosine first, then co-occurrence
+    """sim:<model> similarity per model (`AnnIndex.similarities`), each table's score (cooc cosine first, then co-occurrence
     counts and transitions where the bundle has them), each popularity (all-time first, then the
     recency-weighted ones), and rank:<source> = 1 / (1 + rank) of the candidate in each
     candidate list (0 when the list does not hold it). A bundle with only cooc and popularity
@@ -45,12 +44,13 @@ def default_weights(
     """Equal weights on every similarity: the placeholder until weights are fitted."""
     names = feature_names(models, tables, pops)
     pop_names = set(pops or [POPULARITY])
-    return {
-        "features": names,
-        "weights": [0.0 if n in pop_names else 1.0 for n in names],
-        "bias": 0.0,
-        "fitted": False,
-    }
+    return weights_spec(names, [0.0 if n in pop_names else 1.0 for n in names], fitted=False)
+
+
+def weights_spec(features: list[str], weights: list[float], *, fitted: bool) -> dict[str, Any]:
+    """The ensemble entry of the manifest for one entity: a weight per feature, no bias; the
+    fit adds how it was fitted."""
+    return {"features": features, "weights": weights, "bias": 0.0, "fitted": fitted}
 
 
 class Scorer:
@@ -72,7 +72,7 @@ class Scorer:
         self.table_names = list(tables)
         self.tables = [tables[t] for t in self.table_names]
         self.log_tables = [
-            bundle.transforms.get((entity, t), "identity") == "log1p" for t in self.table_names
+            bundle.transforms.get((entity, t), IDENTITY) == LOG1P for t in self.table_names
         ]
         pops = bundle.popularity.get(entity) or {POPULARITY: bundle.entities[entity].listeners}
         self.pop_names = list(pops)
@@ -80,15 +80,9 @@ class Scorer:
         listeners = np.asarray(bundle.entities[entity].listeners, dtype=np.float64)
         self.n_items = len(listeners)
         # per popularity source: its top 1000 rows, and log1p(value) scaled to [0, 1]
-        self.pop_tops: list[NDArray[np.int32]] = []
-        self.pop_values: list[NDArray[np.float32]] = []
-        for name in self.pop_names:
-            values = np.asarray(pops[name], dtype=np.float64)
-            self.pop_tops.append(top_rows(values, 1000))
-            logs = np.log1p(np.maximum(values, 0.0))
-            self.pop_values.append(
-                (logs / (float(logs.max(initial=0.0)) or 1.0)).astype(np.float32)
-            )
+        pop_arrays = [np.asarray(pops[name], dtype=np.float64) for name in self.pop_names]
+        self.pop_tops = [top_rows(values, 1000) for values in pop_arrays]
+        self.pop_values = [_scaled_log(values) for values in pop_arrays]
         self.popular = self.pop_tops[0]  # all-time popularity (listeners)
         self.log_pop = np.log1p(listeners).astype(np.float32)
         self.log_pop_max = float(self.log_pop.max(initial=0.0)) or 1.0
@@ -209,6 +203,12 @@ def top_rows(values: NDArray[np.float64], k: int) -> NDArray[np.int32]:
     part = np.argpartition(-values, k - 1)[:k]
     order = np.lexsort((part, -values[part]))
     return part[order].astype(np.int32)
+
+
+def _scaled_log(values: NDArray[np.float64]) -> NDArray[np.float32]:
+    """log1p of the non-negative part, scaled so that the largest is 1."""
+    logs = np.log1p(np.maximum(values, 0.0))
+    return (logs / (float(logs.max(initial=0.0)) or 1.0)).astype(np.float32)
 
 
 def _scatter(

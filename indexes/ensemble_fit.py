@@ -8,13 +8,14 @@ needs; a pointwise fit would mostly learn which candidates are popular overall."
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from indexes.bundle import Bundle
-from indexes.ensemble import Scorer, default_weights
+from indexes.ensemble import Scorer, default_weights, weights_spec
 from indexes.progress import Ticker, log
 
 
@@ -97,8 +98,6 @@ def _fit(
     seed: int,
     method: str,
 ) -> dict[str, Any]:
-    from sklearn.linear_model import LogisticRegression
-
     scorer = Scorer(
         bundle,
         entity=entity,
@@ -106,9 +105,49 @@ def _fit(
         weights=default_weights(bundle.models(entity)),
     )
     rng = np.random.default_rng(seed)
-    diffs: list[NDArray[np.float32]] = []
-    n_candidates = n_positive = n_reached = 0
-    ticker = Ticker(f"ensemble fit ({entity})", total=len(samples), unit="seeds")
+    pairs = _pairs(scorer, samples, negatives_per_positive=negatives_per_positive, rng=rng)
+    if not pairs.diffs:
+        fallback = default_weights(scorer.models, scorer.table_names, scorer.pop_names)
+        return {**fallback, "reason": "no validation seed with both a hit and a miss"}
+    d = np.concatenate(pairs.diffs)
+    weights = _pairwise_logistic(d, rng=rng)
+    log(
+        f"ensemble fit ({entity}): {len(samples)} seeds ({pairs.reached} with a positive among "
+        f"their candidates), {pairs.candidates} candidates, {pairs.positives} positive, "
+        f"{len(d)} pairs; "
+        + ", ".join(f"{n}={w:.3g}" for n, w in zip(scorer.names, weights, strict=True))
+    )
+    return {
+        **weights_spec(scorer.names, [float(w) for w in weights], fitted=True),
+        "method": method,
+        "samples": pairs.candidates,
+        "positives": pairs.positives,
+        "pairs": len(d),
+        "seeds": len(samples),
+        "seeds_reached": pairs.reached,
+        "candidates_per_source": candidates_per_source,
+    }
+
+
+@dataclass
+class _Pairs:
+    """The feature differences (positive minus negative candidate of one seed) to fit on."""
+
+    diffs: list[NDArray[np.float32]] = field(default_factory=list)
+    candidates: int = 0
+    positives: int = 0
+    reached: int = 0  # seeds with a positive among their candidates
+
+
+def _pairs(
+    scorer: Scorer,
+    samples: list[tuple[int, NDArray[np.int32]]],
+    *,
+    negatives_per_positive: int,
+    rng: np.random.Generator,
+) -> _Pairs:
+    out = _Pairs()
+    ticker = Ticker(f"ensemble fit ({scorer.entity})", total=len(samples), unit="seeds")
     for s, positives in samples:
         lists = scorer.candidate_lists(s)
         cands = scorer.candidates(s, lists)
@@ -117,43 +156,30 @@ def _fit(
             continue
         x = scorer.features(s, cands, lists)
         y = np.isin(cands, positives)
-        n_candidates += len(y)
-        n_positive += int(y.sum())
-        n_reached += bool(y.any())
+        out.candidates += len(y)
+        out.positives += int(y.sum())
+        out.reached += bool(y.any())
         pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
         if len(pos) and len(neg):
             # pairwise: a held-out positive should outrank a negative of the same seed
             p = np.repeat(pos, negatives_per_positive)
             n = rng.choice(neg, size=len(p))
-            diffs.append(x[p] - x[n])
-    fallback = default_weights(scorer.models, scorer.table_names, scorer.pop_names)
-    if not diffs:
-        return {**fallback, "reason": "no validation seed with both a hit and a miss"}
-    d = np.concatenate(diffs)
+            out.diffs.append(x[p] - x[n])
+    return out
+
+
+def _pairwise_logistic(d: NDArray[np.float32], *, rng: np.random.Generator) -> NDArray[np.float64]:
+    """Weights w such that w . d > 0 for most rows d: a logistic regression without intercept on
+    the standardised differences, each row's sign flipped at random so both classes are there."""
+    from sklearn.linear_model import LogisticRegression
+
     scale = d.std(axis=0)
     scale[scale == 0] = 1.0
     signs = np.where(rng.random(len(d)) < 0.5, 1.0, -1.0).astype(np.float32)
     clf = LogisticRegression(C=1.0, max_iter=2000, fit_intercept=False)
     clf.fit(d / scale * signs[:, None], signs > 0)
-    weights = clf.coef_.ravel() / scale
-    log(
-        f"ensemble fit ({entity}): {len(samples)} seeds ({n_reached} with a positive among "
-        f"their candidates), {n_candidates} candidates, {n_positive} positive, {len(d)} pairs; "
-        + ", ".join(f"{n}={w:.3g}" for n, w in zip(scorer.names, weights, strict=True))
-    )
-    return {
-        "features": scorer.names,
-        "weights": [float(w) for w in weights],
-        "bias": 0.0,
-        "fitted": True,
-        "method": method,
-        "samples": n_candidates,
-        "positives": n_positive,
-        "pairs": len(d),
-        "seeds": len(samples),
-        "seeds_reached": n_reached,
-        "candidates_per_source": candidates_per_source,
-    }
+    weights: NDArray[np.float64] = clf.coef_.ravel() / scale
+    return weights
 
 
 def sample_seeds(

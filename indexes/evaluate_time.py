@@ -73,21 +73,7 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def evaluate_time(data: Dataset, *, build: BuildConfig, config: TimeEvalConfig) -> dict[str, Any]:
-    if not time_splittable(data):
-        raise ValueError(
-            f"{data.name}: a time split needs ordered sequences with a time for every play "
-            "(sessions CSV with a timestamp column, a plays-at CSV, or synthetic data)"
-        )
-    span = data.sequences.time_span()
-    assert span is not None
-    first, last = span
-    test_from = config.test_from
-    if test_from is None:
-        test_from = last - config.test_weeks * 7 * DAY
-    if not first < test_from <= last:
-        raise ValueError(
-            f"--test-from {_iso(test_from)} is outside the data ({_iso(first)} .. {_iso(last)})"
-        )
+    first, test_from, last = _test_window(data, config=config)
     timings: dict[str, float] = {}
     with stage("time split", timings):
         # the catalogue as of the test date: a track first played later is in no list
@@ -116,27 +102,57 @@ def evaluate_time(data: Dataset, *, build: BuildConfig, config: TimeEvalConfig) 
             scorer = Scorer(
                 bundle, entity="tracks", candidates_per_source=build.candidates_per_source
             )
-            known = np.asarray(bundle.tracks.listeners) > 0
-            usable = pairs.prev >= 0
-            usable[usable] = known[pairs.prev[usable]]
-            test = pairs.take(usable)
-            if config.max_pairs is not None and len(test) > config.max_pairs:
-                pick = np.random.default_rng(config.seed).choice(
-                    len(test), size=config.max_pairs, replace=False
-                )
-                test = test.take(np.isin(np.arange(len(test)), pick))
-            results["test"] = {
-                "pairs": len(pairs),
-                "pairs_with_known_previous": int(usable.sum()),
-                "evaluated": len(test),
-                "next_unknown_share": float(np.mean(test.next < 0)) if len(test) else 0.0,
-            }
+            test, results["test"] = _test_pairs(scorer, pairs=pairs, config=config)
             with stage("evaluate lists", timings):
                 results["lists"] = _hit_rates(
                     scorer=scorer, train=train, test=test, config=config, as_of=test_from
                 )
     results["timings"] = {k: round(v, 2) for k, v in {**built.timings, **timings}.items()}
     return results
+
+
+def _test_window(data: Dataset, *, config: TimeEvalConfig) -> tuple[float, float, float]:
+    """(first play, test date, last play); raises `ValueError` when the data cannot be split
+    by time or the test date is outside it."""
+    if not time_splittable(data):
+        raise ValueError(
+            f"{data.name}: a time split needs ordered sequences with a time for every play "
+            "(sessions CSV with a timestamp column, a plays-at CSV, or synthetic data)"
+        )
+    span = data.sequences.time_span()
+    assert span is not None
+    first, last = span
+    test_from = config.test_from
+    if test_from is None:
+        test_from = last - config.test_weeks * 7 * DAY
+    if not first < test_from <= last:
+        raise ValueError(
+            f"--test-from {_iso(test_from)} is outside the data ({_iso(first)} .. {_iso(last)})"
+        )
+    return first, test_from, last
+
+
+def _test_pairs(
+    scorer: Scorer, *, pairs: NextTrackPairs, config: TimeEvalConfig
+) -> tuple[NextTrackPairs, dict[str, Any]]:
+    """The pairs whose previous track the bundle knows (a sample of `config.max_pairs` of them
+    if set), and how many there were."""
+    known = np.asarray(scorer.bundle.tracks.listeners) > 0
+    usable = pairs.prev >= 0
+    usable[usable] = known[pairs.prev[usable]]
+    test = pairs.take(usable)
+    if config.max_pairs is not None and len(test) > config.max_pairs:
+        pick = np.random.default_rng(config.seed).choice(
+            len(test), size=config.max_pairs, replace=False
+        )
+        test = test.take(np.isin(np.arange(len(test)), pick))
+    counts = {
+        "pairs": len(pairs),
+        "pairs_with_known_previous": int(usable.sum()),
+        "evaluated": len(test),
+        "next_unknown_share": float(np.mean(test.next < 0)) if len(test) else 0.0,
+    }
+    return test, counts
 
 
 def _hit_rates(
@@ -147,15 +163,38 @@ def _hit_rates(
     config: TimeEvalConfig,
     as_of: float,
 ) -> dict[str, Any]:
+    """Per list: its hit rate at each K over the test pairs (with Wilson intervals) and the
+    share of the catalogue it lists for some seed."""
+    seeds, seed_of = np.unique(test.prev, return_inverse=True)
+    baselines = plain_baselines(
+        train, seeds=seeds, depth=max(config.ks), config=config, as_of=as_of
+    )
+    lists = _lists(scorer, seeds=seeds, baselines=baselines, config=config)
+    out: dict[str, Any] = {}
+    for name, per_seed in lists.items():
+        rates = _list_hit_rates(
+            per_seed, test=test, seed_of=seed_of, ks=config.ks, n_items=scorer.n_items
+        )
+        out[name] = {"kind": _kind(name), **rates}
+    return out
+
+
+def _lists(
+    scorer: Scorer,
+    *,
+    seeds: NDArray[np.integer[Any]],
+    baselines: dict[str, Any],
+    config: TimeEvalConfig,
+) -> dict[str, list[NDArray[np.int32]]]:
+    """Every list's first `max(config.ks)` rows for each seed: the radio and similar lists, each
+    single source and the plain baselines."""
     depth = max(config.ks)
     artist = np.asarray(scorer.bundle.tracks.artist)
-    seeds, seed_of = np.unique(test.prev, return_inverse=True)
     lists: dict[str, list[NDArray[np.int32]]] = {}
 
     def add(name: str, rows: NDArray[np.int32]) -> None:
         lists.setdefault(name, []).append(np.asarray(rows[:depth], dtype=np.int32))
 
-    baselines = plain_baselines(train, seeds=seeds, depth=depth, config=config, as_of=as_of)
     ticker = Ticker("evaluate seeds", total=len(seeds), unit="seeds")
     for i, s in enumerate(seeds.tolist()):
         ranked, _ = scorer.top(
@@ -171,30 +210,39 @@ def _hit_rates(
         for name, rows_of in baselines.items():
             add(name, rows_of(i))
         ticker.add()
-    out: dict[str, Any] = {}
-    for name, per_seed in lists.items():
-        hits = {k: 0 for k in config.ks}
-        seen: set[int] = set()
-        for j, nxt in enumerate(test.next.tolist()):
-            ranked = per_seed[seed_of[j]]
-            where = np.flatnonzero(ranked == nxt)
-            if len(where):
-                for k in config.ks:
-                    hits[k] += int(where[0] < k)
-        for rows in per_seed:
-            seen.update(rows.tolist())
-        n = len(test)
-        row: dict[str, Any] = {"kind": _kind(name, scorer)}
-        for k in config.ks:
-            lo, hi = wilson(hits[k], n)
-            row[f"hr@{k}"] = hits[k] / n if n else 0.0
-            row[f"hr@{k}_ci95"] = [lo, hi]
-        row["coverage"] = len(seen) / max(1, scorer.n_items)
-        out[name] = row
-    return out
+    return lists
 
 
-def _kind(name: str, scorer: Scorer) -> str:
+def _list_hit_rates(
+    per_seed: list[NDArray[np.int32]],
+    *,
+    test: NextTrackPairs,
+    seed_of: NDArray[np.intp],
+    ks: tuple[int, ...],
+    n_items: int,
+) -> dict[str, Any]:
+    """One list's ``hr@K`` and ``hr@K_ci95`` for each K, and its coverage."""
+    hits = {k: 0 for k in ks}
+    for j, nxt in enumerate(test.next.tolist()):
+        ranked = per_seed[seed_of[j]]
+        where = np.flatnonzero(ranked == nxt)
+        if len(where):
+            for k in ks:
+                hits[k] += int(where[0] < k)
+    seen: set[int] = set()
+    for rows in per_seed:
+        seen.update(rows.tolist())
+    n = len(test)
+    row: dict[str, Any] = {}
+    for k in ks:
+        lo, hi = wilson(hits[k], n)
+        row[f"hr@{k}"] = hits[k] / n if n else 0.0
+        row[f"hr@{k}_ci95"] = [lo, hi]
+    row["coverage"] = len(seen) / max(1, n_items)
+    return row
+
+
+def _kind(name: str) -> str:
     if name in (RADIO, SIMILAR):
         return "ensemble"
     if name.startswith("baseline:"):
@@ -210,36 +258,27 @@ def plain_baselines(
     config: TimeEvalConfig,
     as_of: float,
 ) -> dict[str, Any]:
-    """The plain lists a user would compare with, from the training plays alone."""
+    """The plain lists a user would compare with, from the training plays alone: for the i-th
+    seed, ``lists[name](i)`` is the list's rows."""
     seqs = train.sequences
     assert seqs.times is not None
     n = train.items.n_tracks
-
-    def top(values: NDArray[np.float64], exclude: int) -> NDArray[np.int32]:
-        order = top_rows(values, depth + 1)
-        order = order[values[order] > 0]
-        return order[order != exclude][:depth]
-
     all_time = np.bincount(seqs.items, minlength=n).astype(np.float64)
     recent = np.bincount(
         seqs.items[seqs.times >= as_of - config.recent_days * DAY], minlength=n
     ).astype(np.float64)
-    pop_all = top(all_time, -1)
-    pop_recent = top(recent, -1)
+    pop_all = _top_played(all_time, exclude=-1, depth=depth)
+    pop_recent = _top_played(recent, exclude=-1, depth=depth)
     b = session_baskets(seqs.indptr, seqs.items, n=n)
     b.data[:] = 1.0  # 1 where the session played the track
     bt = sparse.csr_matrix(b.T)
-    idx = following(seqs.indptr, seqs.n_items)
-    trans = sparse.csr_matrix(
-        (np.ones(len(idx)), (seqs.items[idx - 1], seqs.items[idx])), shape=(n, n)
-    )
-    trans.sum_duplicates()
+    trans = _transition_counts(seqs.indptr, seqs.items, n=n)
 
     def cooc_counts(i: int) -> NDArray[np.int32]:
         s = int(seeds[i])
         counts = np.asarray((bt[s] @ b).todense()).ravel()
         counts[s] = 0
-        return top(counts, s)
+        return _top_played(counts, exclude=s, depth=depth)
 
     def transitions(i: int) -> NDArray[np.int32]:
         s = int(seeds[i])
@@ -256,6 +295,23 @@ def plain_baselines(
         "baseline: co-occurrence counts": cooc_counts,
         "baseline: transitions": transitions,
     }
+
+
+def _top_played(values: NDArray[np.float64], *, exclude: int, depth: int) -> NDArray[np.int32]:
+    """The `depth` rows of the largest positive `values`, `exclude` left out."""
+    order = top_rows(values, depth + 1)
+    order = order[values[order] > 0]
+    return order[order != exclude][:depth]
+
+
+def _transition_counts(
+    indptr: NDArray[np.int64], items: NDArray[np.int32], *, n: int
+) -> sparse.csr_matrix:
+    """n x n: how often track b followed track a within a sequence."""
+    idx = following(indptr, len(items))
+    trans = sparse.csr_matrix((np.ones(len(idx)), (items[idx - 1], items[idx])), shape=(n, n))
+    trans.sum_duplicates()
+    return trans
 
 
 def format_time_table(results: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +13,26 @@ import numpy as np
 
 from indexes import bundle as fmt
 from indexes.ann_tune import Tuned, exact_top, recall_at, tune_search_k
+from indexes.bundle.layout import (
+    COOC,
+    POPULARITY,
+    USERS,
+    IndexEntry,
+    Manifest,
+    SignalSpec,
+    SignalTable,
+    TimeSpan,
+    Training,
+    UserVectorsEntry,
+)
+from indexes.bundle.neighbours import Neighbours
 from indexes.datasets.shape import Dataset
 from indexes.ensemble import default_weights
 from indexes.ensemble_fit import fit_next_weights, fit_weights
 from indexes.models.base import VectorModel, Vectors
 from indexes.models.registry import default_models
 from indexes.progress import log, stage
-from indexes.signals import (
-    COOC,
-    DAY,
-    POPULARITY,
-    TRANSFORMS,
-    SignalConfig,
-    Signals,
-    compute_signals,
-)
+from indexes.signals import DAY, TRANSFORMS, SignalConfig, Signals, compute_signals
 from indexes.splits import (
     Baskets,
     NextTrackPairs,
@@ -43,9 +48,9 @@ from indexes.splits import (
 class BuildConfig:
     dims: int = 32
     # Annoy trees per index. Fewer trees make a query cheaper at a given search_k (each query
-    # descends every tree). At 1M tracks 30 reach recall 0.95 in about the least time of the
-    # counts tried (10 to 200), and more steadily from one build to the next than 20
-    # (loadtest/README.md); they also build faster and take less disk than 50.
+    # descends every tree), too few make the recall vary from one build to the next; this count
+    # is the compromise measured at 1M tracks, which also builds faster and takes less disk than
+    # more trees (loadtest/README.md, "Trees at 1M")
     n_trees: int = 30
     # Annoy search_k stored with each index; None: the smallest that reaches `target_recall`
     # (recall@10 against brute force on a sample), measured per index at build time
@@ -106,49 +111,79 @@ def build_bundle(
     was played next inside that window; without times, on the baskets of held-out users. Then
     every model and signal is refit on all of `data`, with those weights."""
     config = config or BuildConfig()
-    models = (
-        models if models is not None else default_models(dims=config.dims, threads=config.threads)
-    )
+    if models is None:
+        models = default_models(dims=config.dims, threads=config.threads)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-
     with stage("choose the validation data", timings):
         plan = _validation_plan(data, config)
         log(f"  {plan.description}")
-    with stage("validation bundle", timings):
-        v_version = fmt.new_version(seed_text="validation")
-        staged = _write_bundle(
-            plan.train, staging=fmt.staging_dir(out, v_version), version=v_version,
-            config=config, models=models, ensemble=None, timings=None, tune=False,
-            as_of=plan.as_of,
-        )  # fmt: skip
-    with stage("fit ensemble weights", timings):
-        ensemble: dict[str, Any] = {}
-        b = fmt.open_bundle(staged.path, verify_checksums=False)
-        try:
-            for entity in ("tracks", "artists"):
-                ensemble[entity] = _fit_entity(b, entity=entity, plan=plan, config=config)
-                ensemble[entity]["validation"] = plan.description
-        finally:
-            b.close()
-            shutil.rmtree(staged.path, ignore_errors=True)
-
+    ensemble = _fitted_weights(plan, out=out, config=config, models=models, timings=timings)
     version = fmt.new_version(seed_text=data.name)
     staging = fmt.staging_dir(out, version)
-    built = _write_bundle(
+    manifest = _write_bundle(
         data, staging=staging, version=version, config=config, models=models, ensemble=ensemble,
         timings=timings, tune=True, as_of=config.as_of, validation=plan.description,
     )  # fmt: skip
+    path = _verify_and_publish(
+        staging, out=out, version=version, config=config, publish=publish,
+        make_current=make_current, timings=timings,
+    )  # fmt: skip
+    timings["total"] = time.perf_counter() - started
+    return BuildResult(path=path, version=version, manifest=manifest.to_json(), timings=timings)
+
+
+def _fitted_weights(
+    plan: _Plan,
+    *,
+    out: Path,
+    config: BuildConfig,
+    models: list[VectorModel],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The ensemble weights of each entity, fitted on a bundle of `plan.train` (written beside
+    the bundles, removed once the weights are fitted)."""
+    with stage("validation bundle", timings):
+        version = fmt.new_version(seed_text="validation")
+        staging = fmt.staging_dir(out, version)
+        _write_bundle(
+            plan.train, staging=staging, version=version, config=config, models=models,
+            ensemble=None, timings=None, tune=False, as_of=plan.as_of,
+        )  # fmt: skip
+    with stage("fit ensemble weights", timings):
+        ensemble: dict[str, Any] = {}
+        b = fmt.open_bundle(staging, verify_checksums=False)
+        try:
+            for entity in fmt.ENTITIES:
+                fitted = _fit_entity(b, entity=entity, plan=plan, config=config)
+                ensemble[entity] = {**fitted, "validation": plan.description}
+        finally:
+            b.close()
+            shutil.rmtree(staging, ignore_errors=True)
+    return ensemble
+
+
+def _verify_and_publish(
+    staging: Path,
+    *,
+    out: Path,
+    version: str,
+    config: BuildConfig,
+    publish: bool,
+    make_current: bool,
+    timings: dict[str, float],
+) -> Path:
+    """Opens the staged bundle with every check and checksum, then (with `publish`) publishes
+    it; returns where the bundle is."""
     with stage("verify", timings):
         fmt.verify(staging).close()
-    path = staging
-    if publish:
-        with stage("publish", timings):
-            path = fmt.publish(staging=staging, root=out, version=version, keep=config.keep,
-                               make_current=make_current)  # fmt: skip
-    timings["total"] = time.perf_counter() - started
-    return BuildResult(path=path, version=version, manifest=built.manifest, timings=timings)
+    if not publish:
+        return staging
+    with stage("publish", timings):
+        return fmt.publish(
+            staging=staging, root=out, version=version, keep=config.keep, make_current=make_current
+        )
 
 
 @dataclass(frozen=True)
@@ -231,12 +266,6 @@ def _fit_entity(
     )
 
 
-@dataclass
-class _Written:
-    path: Path
-    manifest: dict[str, Any]
-
-
 def _write_bundle(
     data: Dataset,
     *,
@@ -249,9 +278,105 @@ def _write_bundle(
     tune: bool,
     as_of: float | None,
     validation: str = "",
-) -> _Written:
+) -> Manifest:
     """Trains the models and computes the signals of `data`, writes every file of a bundle and
-    its manifest into `staging`. `ensemble`: the fitted weights (None: placeholders)."""
+    then its manifest into `staging`. `ensemble`: the fitted weights (None: placeholders).
+    `tune`: the final bundle, whose indexes get their search_k tuned; the validation bundle
+    keeps Annoy's default and fewer trees."""
+    vectors = _train(data, models=models, config=config, timings=timings)
+    with stage("signals", timings):
+        signals = compute_signals(data, config=config.signals, as_of=as_of)
+    writer = fmt.BundleWriter(staging)
+    written = _write_files(
+        writer, data, models=models, vectors=vectors, signals=signals, config=config, tune=tune,
+        timings=timings,
+    )  # fmt: skip
+    if ensemble is None:
+        ensemble = _placeholder_weights(written.indexes, signals)
+    manifest = _manifest(
+        data, version=version, config=config, models=models, validation=validation,
+        signals=signals, written=written, ensemble=ensemble, timings=timings,
+    )  # fmt: skip
+    return writer.write_manifest(manifest)
+
+
+def _manifest(
+    data: Dataset,
+    *,
+    version: str,
+    config: BuildConfig,
+    models: list[VectorModel],
+    validation: str,
+    signals: Signals,
+    written: _Written,
+    ensemble: dict[str, Any],
+    timings: dict[str, float] | None,
+) -> Manifest:
+    """The manifest of a bundle whose files are written (but for the manifest's `files`)."""
+    return Manifest(
+        format_version=fmt.FORMAT_VERSION,
+        bundle_version=version,
+        created_at=_iso(time.time()),
+        source={**data.summary(), "load_report": data.report.to_json()},
+        time=_time_entry(signals, config),
+        training=Training(
+            validation=validation,
+            config=asdict(config),
+            models=[{"name": m.name, **_params(m)} for m in models],
+        ),
+        entities={
+            "tracks": data.items.n_tracks,
+            "artists": data.items.n_artists,
+            USERS: data.n_users,
+        },
+        indexes=written.indexes,
+        user_vectors=written.user_vectors,
+        signals=written.signals,
+        ensemble=ensemble,
+        variants=config.variants,
+        build_seconds=None if timings is None else {k: round(v, 2) for k, v in timings.items()},
+    )
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What the manifest lists of the files written."""
+
+    indexes: list[IndexEntry]
+    user_vectors: list[UserVectorsEntry]
+    signals: dict[str, SignalSpec]
+
+
+def _write_files(
+    writer: fmt.BundleWriter,
+    data: Dataset,
+    *,
+    models: list[VectorModel],
+    vectors: dict[str, Vectors],
+    signals: Signals,
+    config: BuildConfig,
+    tune: bool,
+    timings: dict[str, float] | None,
+) -> _Written:
+    with stage("write id maps, metadata and signals", timings):
+        _write_catalogue(writer, data)
+        signal_specs = _write_signals(writer, signals)
+    user_vectors = _write_user_vectors(
+        writer, data, models=models, vectors=vectors, timings=timings
+    )
+    indexes = _write_indexes(
+        writer, models=models, vectors=vectors, config=config, tune=tune, timings=timings
+    )
+    return _Written(indexes=indexes, user_vectors=user_vectors, signals=signal_specs)
+
+
+def _train(
+    data: Dataset,
+    *,
+    models: list[VectorModel],
+    config: BuildConfig,
+    timings: dict[str, float] | None,
+) -> dict[str, Vectors]:
     vectors: dict[str, Vectors] = {}
     for model in models:
         with stage(f"train {model.name}", timings):
@@ -259,60 +384,82 @@ def _write_bundle(
             v.check(data)
             vectors[model.name] = v
             log(
-                f"  {model.name}: {int(v.track_mask.sum())} track and {int(v.artist_mask.sum())} artist vectors of {v.dims} dims"
+                f"  {model.name}: {int(v.track_mask.sum())} track and "
+                f"{int(v.artist_mask.sum())} artist vectors of {v.dims} dims"
             )
+    return vectors
 
-    with stage("signals", timings):
-        signals = compute_signals(data, config=config.signals, as_of=as_of)
 
-    writer = fmt.BundleWriter(staging)
+def _write_catalogue(writer: fmt.BundleWriter, data: Dataset) -> None:
+    """Ids and names of tracks and artists, each track's artist, the users and their plays."""
     items = data.items
-    signal_specs: dict[str, Any] = {}
-    with stage("write id maps, metadata and signals", timings):
-        writer.ids("tracks", items.track_ids)
-        writer.ids("artists", items.artist_ids)
-        writer.strings("tracks.names", items.track_names)
-        writer.strings("artists.names", items.artist_names)
-        writer.strings("tracks.names_lower", [n.casefold() for n in items.track_names.tolist()])
-        writer.strings("artists.names_lower", [n.casefold() for n in items.artist_names.tolist()])
-        plays = data.interactions.tocsr()
-        plays.sort_indices()
-        writer.ids("users", data.user_ids)
-        writer.array("users.plays.indptr.npy", plays.indptr.astype(np.int64))
-        writer.array("users.plays.indices.npy", plays.indices.astype(np.int32))
-        writer.array("users.plays.counts.npy", plays.data.astype(np.float32))
-        writer.array("tracks.artist.npy", items.track_artist.astype(np.int32))
-        for entity in ("tracks", "artists"):
-            sig = signals.entities[entity]
-            writer.array(f"{entity}.listeners.npy", sig.popularity[POPULARITY].astype(np.float32))
-            tables: dict[str, Any] = {}
-            for name, nb in sig.tables.items():
-                writer.array(f"{name}.{entity}.indptr.npy", nb.indptr)
-                writer.array(f"{name}.{entity}.indices.npy", nb.indices)
-                writer.array(f"{name}.{entity}.scores.npy", nb.scores)
-                if name != COOC:
-                    tables[name] = {"transform": TRANSFORMS[name], "entries": len(nb.indices)}
-            pops = [p for p in sig.popularity if p != POPULARITY]
-            for name in pops:
-                writer.array(f"{entity}.{name}.npy", sig.popularity[name].astype(np.float32))
-            signal_specs[entity] = {"tables": tables, "popularity": pops}
+    writer.ids("tracks", items.track_ids)
+    writer.ids("artists", items.artist_ids)
+    writer.names("tracks", items.track_names.tolist())
+    writer.names("artists", items.artist_names.tolist())
+    writer.track_artist(items.track_artist)
+    plays = data.interactions.tocsr()
+    plays.sort_indices()
+    writer.users(
+        data.user_ids,
+        Neighbours(
+            indptr=plays.indptr.astype(np.int64),
+            indices=plays.indices.astype(np.int32),
+            scores=plays.data.astype(np.float32),
+        ),
+    )
 
-    user_vectors = []
+
+def _write_signals(writer: fmt.BundleWriter, signals: Signals) -> dict[str, SignalSpec]:
+    """Each entity's neighbour tables and popularity arrays; returns what the manifest lists
+    of them (everything but the built-in cooc and listeners)."""
+    specs: dict[str, SignalSpec] = {}
+    for entity in fmt.ENTITIES:
+        sig = signals.entities[entity]
+        writer.listeners(entity, sig.popularity[POPULARITY])
+        for name, table in sig.tables.items():
+            writer.table(name, entity, table)
+        pops = [p for p in sig.popularity if p != POPULARITY]
+        for name in pops:
+            writer.popularity(entity, name, sig.popularity[name])
+        tables = {
+            name: SignalTable(transform=TRANSFORMS[name], entries=len(table.indices))
+            for name, table in sig.tables.items()
+            if name != COOC
+        }
+        specs[entity] = SignalSpec(tables=tables, popularity=pops)
+    return specs
+
+
+def _write_user_vectors(
+    writer: fmt.BundleWriter,
+    data: Dataset,
+    *,
+    models: list[VectorModel],
+    vectors: dict[str, Vectors],
+    timings: dict[str, float] | None,
+) -> list[UserVectorsEntry]:
+    """The user vectors of the models that encode users."""
+    entries = []
     for model in models:
         encode = vectors[model.name].user_encoder
         if encode is not None:
             with stage(f"user vectors {model.name}", timings):
-                users = encode(data.interactions)
-                writer.array(f"{model.name}.users.npy", users)
-                user_vectors.append(
-                    {
-                        "model": model.name,
-                        "file": f"{model.name}.users.npy",
-                        "dims": int(users.shape[1]),
-                    }
-                )
+                entries.append(writer.user_vectors(model.name, encode(data.interactions)))
+    return entries
 
-    index_entries = []
+
+def _write_indexes(
+    writer: fmt.BundleWriter,
+    *,
+    models: list[VectorModel],
+    vectors: dict[str, Vectors],
+    config: BuildConfig,
+    tune: bool,
+    timings: dict[str, float] | None,
+) -> list[IndexEntry]:
+    """One Annoy index per model and entity that has vectors."""
+    entries = []
     for model in models:
         v = vectors[model.name]
         for entity, m, mask in (
@@ -324,87 +471,67 @@ def _write_bundle(
                 continue
             with stage(f"annoy {model.name}.{entity}", timings):
                 entry = writer.annoy(
-                    model=model.name,
-                    entity=entity,
-                    vectors=m,
-                    mask=mask,
-                    metric=model.metric,
+                    model=model.name, entity=entity, vectors=m, mask=mask, metric=model.metric,
                     # the validation bundle only proposes candidates to fit weights on: a third
                     # of the trees (the build's cost is the final bundle's, not twice it)
                     n_trees=config.n_trees if tune else max(10, config.n_trees // 3),
                     seed=config.seed,
-                )
-                if tune:
-                    tuned = _tune(staging / entry["file"], entry, m[mask], config)
-                    entry.update(tuned.to_json())
-                    short = (
-                        f" (below the {tuned.target} target: --max-search-k {config.max_search_k})"
-                        if tuned.missed_target
-                        else ""
-                    )
-                    log(
-                        f"  {model.name}.{entity}: search_k {tuned.search_k}, recall@10 {tuned.recall:.3f}, "
-                        f"{tuned.ms_per_query:.3f} ms/query{short}"
-                    )
-                else:  # the validation bundle: Annoy's own default work per query
-                    entry["search_k"] = -1
-                index_entries.append(entry)
+                )  # fmt: skip
+                if tune:  # else Annoy's own default work per query (the entry's default)
+                    entry = _tuned(writer.dir / entry.files.index, entry, m[mask], config)
+                entries.append(entry)
+    return entries
 
-    if ensemble is None:
-        ensemble = {}
-        for e in ("tracks", "artists"):
-            sig = signals.entities[e]
-            ensemble[e] = default_weights(
-                [x["model"] for x in index_entries if x["entity"] == e],
-                list(sig.tables),
-                list(sig.popularity),
-            )
-    manifest: dict[str, Any] = {
-        "format_version": fmt.FORMAT_VERSION,
-        "bundle_version": version,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": {**data.summary(), "load_report": data.report.to_json()},
-        "time": _time_entry(signals, config),
-        "training": {
-            "validation": validation,
-            "config": asdict(config),
-            "models": [{"name": m.name, **_params(m)} for m in models],
-        },
-        "entities": {"tracks": items.n_tracks, "artists": items.n_artists, "users": data.n_users},
-        "indexes": index_entries,
-        "user_vectors": user_vectors,
-        "signals": signal_specs,
-        "ensemble": ensemble,
-        "variants": config.variants,
+
+def _tuned(path: Path, entry: IndexEntry, vectors: np.ndarray, config: BuildConfig) -> IndexEntry:
+    """The entry with the search_k it is to be queried with, and what that search_k reaches."""
+    tuned = _tune(path, entry, vectors, config)
+    short = (
+        f" (below the {tuned.target} target: --max-search-k {config.max_search_k})"
+        if tuned.missed_target
+        else ""
+    )
+    log(
+        f"  {entry.model}.{entry.entity}: search_k {tuned.search_k}, "
+        f"recall@10 {tuned.recall:.3f}, {tuned.ms_per_query:.3f} ms/query{short}"
+    )
+    return replace(entry, tuning=tuned.tuning())
+
+
+def _placeholder_weights(indexes: list[IndexEntry], signals: Signals) -> dict[str, Any]:
+    """Equal weights on every source, for the validation bundle (its weights are not used)."""
+    return {
+        entity: default_weights(
+            [x.model for x in indexes if x.entity == entity],
+            list(signals.entities[entity].tables),
+            list(signals.entities[entity].popularity),
+        )
+        for entity in fmt.ENTITIES
     }
-    if timings is not None:
-        manifest["build_seconds"] = {k: round(v, 2) for k, v in timings.items()}
-    manifest = writer.write_manifest(manifest)
-    return _Written(path=staging, manifest=manifest)
 
 
-def _time_entry(signals: Signals, config: BuildConfig) -> dict[str, Any] | None:
+def _time_entry(signals: Signals, config: BuildConfig) -> TimeSpan | None:
     """The time span of the data and the "as of" time the recency weights are taken at."""
     if signals.time_span is None or signals.as_of is None:
         return None
     first, last = signals.time_span
-    return {
-        "first_play": _iso(first),
-        "last_play": _iso(last),
-        "as_of": _iso(signals.as_of),
-        "half_lives_days": list(config.signals.half_lives_days),
-        "transition_half_life_days": config.signals.transition_half_life_days,
-    }
+    return TimeSpan(
+        first_play=_iso(first),
+        last_play=_iso(last),
+        as_of=_iso(signals.as_of),
+        half_lives_days=list(config.signals.half_lives_days),
+        transition_half_life_days=config.signals.transition_half_life_days,
+    )
 
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def _tune(path: Path, entry: dict[str, Any], vectors: np.ndarray, config: BuildConfig) -> Tuned:
+def _tune(path: Path, entry: IndexEntry, vectors: np.ndarray, config: BuildConfig) -> Tuned:
     from annoy import AnnoyIndex
 
-    index = AnnoyIndex(entry["dims"], entry["metric"])
+    index = AnnoyIndex(entry.dims, entry.metric)  # type: ignore[arg-type]  # a model's metric
     index.load(str(path))
     try:
         if config.search_k is not None:

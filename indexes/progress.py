@@ -7,18 +7,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_QUIET = False
-
-
-def set_quiet(quiet: bool) -> None:
-    global _QUIET
-    _QUIET = quiet
-
 
 def log(message: str) -> None:
-    if not _QUIET:
-        stamp = time.strftime("%H:%M:%S")
-        print(f"[{stamp}] {message}", file=sys.stderr, flush=True)
+    stamp = time.strftime("%H:%M:%S")
+    print(f"[{stamp}] {message}", file=sys.stderr, flush=True)
 
 
 class Ticker:

@@ -17,24 +17,21 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
-from indexes.datasets.shape import Dataset, following
-from indexes.models.cooccurrence import (
-    Neighbours,
-    cooccurrence_neighbours,
-    cooccurrence_tables,
-    popularity,
-)
+from indexes.bundle.layout import COOC, IDENTITY, LOG1P, POPULARITY
+from indexes.bundle.neighbours import Neighbours
+from indexes.datasets.shape import Dataset, Sequences, following
+from indexes.models.cooccurrence import cooccurrence_neighbours, cooccurrence_tables, popularity
 
 DAY = 86400.0
 
-COOC = "cooc"  # co-occurrence cosine (factors popularity out: suits "similar")
+# COOC: co-occurrence cosine (factors popularity out: suits "similar"); POPULARITY: listeners
+# (baskets) per item, all time. Both are in every bundle (`indexes.bundle.layout`).
 COOC_COUNT = "cooc_count"  # co-occurrence counts (sessions, or users, holding both)
 TRANS = "trans"  # b played right after a in a session, counted
 TRANS_RECENT = "trans_recent"  # the same, each transition recency-weighted
-POPULARITY = "popularity"  # listeners (baskets) per item, all time
 
 # how a table's stored scores become a feature value
-TRANSFORMS = {COOC: "identity", COOC_COUNT: "log1p", TRANS: "log1p", TRANS_RECENT: "log1p"}
+TRANSFORMS = {COOC: IDENTITY, COOC_COUNT: LOG1P, TRANS: LOG1P, TRANS_RECENT: LOG1P}
 
 
 def recent_name(half_life_days: float) -> str:
@@ -73,7 +70,6 @@ def compute_signals(data: Dataset, *, config: SignalConfig, as_of: float | None 
         as_of = span[1]
     if span is None:
         as_of = None
-    artist_of = data.items.track_artist
     seqs = data.sequences
     baskets = {"tracks": data.interactions, "artists": data.artist_interactions()}
     # counts are of sessions that played both where there are sessions ("what plays
@@ -83,43 +79,86 @@ def compute_signals(data: Dataset, *, config: SignalConfig, as_of: float | None 
     windows = _windows(seqs.indptr, config.window) if seqs.ordered else None
     out: dict[str, EntitySignals] = {}
     for entity, matrix in baskets.items():
+        items = seqs.items if entity == "tracks" else data.items.track_artist[seqs.items]
         sig = EntitySignals()
-        n = matrix.shape[1]
-        items = seqs.items if entity == "tracks" else artist_of[seqs.items]
-        if windows is not None:
-            sig.tables[COOC] = cooccurrence_neighbours(
-                matrix, top_n=config.top_n, name=f"co-occurrence {entity}"
-            )
-            sig.tables[COOC_COUNT] = cooccurrence_tables(
-                session_baskets(windows, items, n=n),
-                top_n=config.top_n,
-                max_per_basket=config.window,
-                name=f"session co-occurrence {entity}",
-            )[1]
-        else:
-            sig.tables[COOC], sig.tables[COOC_COUNT] = cooccurrence_tables(
-                matrix, top_n=config.top_n, name=f"co-occurrence {entity}"
-            )
+        sig.tables.update(_cooccurrence(entity, matrix, items, windows=windows, config=config))
         sig.popularity[POPULARITY] = popularity(matrix)
         if as_of is not None and seqs.times is not None:
-            age = as_of - seqs.times  # a play after as_of (BuildConfig.as_of) weighs nothing
-            for h in config.half_lives_days:
-                w = np.where(age >= 0, np.exp2(-np.maximum(age, 0.0) / (h * DAY)), 0.0)
-                sig.popularity[recent_name(h)] = np.bincount(items, weights=w, minlength=n).astype(
-                    np.float32
-                )
+            sig.popularity.update(
+                _recent_popularity(items, seqs.times, n=matrix.shape[1], as_of=as_of, config=config)
+            )
         if seqs.ordered and len(items) > 1:
-            a, b, at = _transitions(seqs.indptr, items, seqs.times)
-            if entity == "artists":
-                keep = a != b  # an artist following itself says nothing about related artists
-                a, b, at = a[keep], b[keep], (at[keep] if at is not None else None)
-            sig.tables[TRANS] = top_per_row(a, b, np.ones(len(a)), n=n, top_n=config.top_n)
-            if as_of is not None and at is not None:
-                h = config.transition_half_life_days * DAY
-                w = np.where(at <= as_of, np.exp2(-np.maximum(as_of - at, 0.0) / h), 0.0)
-                sig.tables[TRANS_RECENT] = top_per_row(a, b, w, n=n, top_n=config.top_n)
+            sig.tables.update(
+                _transitions_tables(
+                    entity, seqs, items, n=matrix.shape[1], as_of=as_of, config=config
+                )
+            )
         out[entity] = sig
     return Signals(entities=out, as_of=as_of, time_span=span)
+
+
+def _cooccurrence(
+    entity: str,
+    matrix: sparse.csr_matrix,
+    items: NDArray[np.int32],
+    *,
+    windows: NDArray[np.int64] | None,
+    config: SignalConfig,
+) -> dict[str, Neighbours]:
+    """COOC (cosine over listeners) and COOC_COUNT (over session windows where there are
+    sessions, else over listeners too)."""
+    name = f"co-occurrence {entity}"
+    if windows is None:
+        cos, count = cooccurrence_tables(matrix, top_n=config.top_n, name=name)
+        return {COOC: cos, COOC_COUNT: count}
+    return {
+        COOC: cooccurrence_neighbours(matrix, top_n=config.top_n, name=name),
+        COOC_COUNT: cooccurrence_tables(
+            session_baskets(windows, items, n=matrix.shape[1]),
+            top_n=config.top_n,
+            max_per_basket=config.window,
+            name=f"session {name}",
+        )[1],
+    }
+
+
+def _recent_popularity(
+    items: NDArray[np.int32],
+    times: NDArray[np.float64],
+    *,
+    n: int,
+    as_of: float,
+    config: SignalConfig,
+) -> dict[str, NDArray[np.float32]]:
+    """Plays per item, each weighted by its recency, one array per half-life."""
+    age = as_of - times  # a play after as_of (BuildConfig.as_of) weighs nothing
+    out = {}
+    for h in config.half_lives_days:
+        w = np.where(age >= 0, np.exp2(-np.maximum(age, 0.0) / (h * DAY)), 0.0)
+        out[recent_name(h)] = np.bincount(items, weights=w, minlength=n).astype(np.float32)
+    return out
+
+
+def _transitions_tables(
+    entity: str,
+    seqs: Sequences,
+    items: NDArray[np.int32],
+    *,
+    n: int,
+    as_of: float | None,
+    config: SignalConfig,
+) -> dict[str, Neighbours]:
+    """TRANS (what followed what, counted) and, with times, TRANS_RECENT (recency-weighted)."""
+    a, b, at = _transitions(seqs.indptr, items, seqs.times)
+    if entity == "artists":
+        keep = a != b  # an artist following itself says nothing about related artists
+        a, b, at = a[keep], b[keep], (at[keep] if at is not None else None)
+    out = {TRANS: top_per_row(a, b, np.ones(len(a)), n=n, top_n=config.top_n)}
+    if as_of is not None and at is not None:
+        h = config.transition_half_life_days * DAY
+        w = np.where(at <= as_of, np.exp2(-np.maximum(as_of - at, 0.0) / h), 0.0)
+        out[TRANS_RECENT] = top_per_row(a, b, w, n=n, top_n=config.top_n)
+    return out
 
 
 def _windows(indptr: NDArray[np.int64], window: int) -> NDArray[np.int64]:
@@ -177,11 +216,8 @@ def top_per_row(
     order = np.lexsort((m.indices, -m.data, r))
     rank = np.arange(len(order)) - m.indptr[r[order]]
     keep = order[rank < top_n]
-    counts = np.bincount(r[keep], minlength=n)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return Neighbours(
-        indptr=indptr,
-        indices=m.indices[keep].astype(np.int32),
-        scores=m.data[keep].astype(np.float32),
+    return Neighbours.from_row_counts(
+        np.bincount(r[keep], minlength=n),
+        m.indices[keep].astype(np.int32),
+        m.data[keep].astype(np.float32),
     )

@@ -1,25 +1,31 @@
 """The bundle a worker serves, and hot swap to a new one without failing a request.
 
 Each request holds a reference to the bundle it started with (`BundleHolder.use`). When
-`current` points at a new version, a background task opens it, makes it the one new requests
-get, and closes the old one once its last in-flight request has finished.
+`current` points at a new version, a background task (`BundleHolder.watch`) opens it, makes it
+the one new requests get, and closes the old one once its last in-flight request has finished.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexes.bundle import Bundle, BundleError, open_bundle, resolve_current
+from indexes.bundle.read import AnnObserver
 from indexes.ensemble import Scorer
 from indexes.progress import log
+from service.errors import NoBundle
 from service.experiments import Variant, make_variants
+
+logger = logging.getLogger("segue")
 
 
 @dataclass
@@ -40,9 +46,14 @@ class LoadedBundle:
 
 
 def load(
-    path: Path, *, verify_checksums: bool, candidates_per_source: int, search_k: int | None
+    path: Path,
+    *,
+    verify_checksums: bool,
+    candidates_per_source: int,
+    search_k: int | None,
+    on_ann_query: AnnObserver | None = None,
 ) -> LoadedBundle:
-    bundle = open_bundle(path, verify_checksums=verify_checksums)
+    bundle = open_bundle(path, verify_checksums=verify_checksums, on_ann_query=on_ann_query)
     try:
         if search_k is not None:
             for ann in bundle.indexes.values():
@@ -70,11 +81,13 @@ class BundleHolder:
         self,
         root: Path,
         *,
-        verify_checksums: bool = False,
-        candidates_per_source: int = 50,
-        search_k: int | None = None,
+        verify_checksums: bool,
+        candidates_per_source: int,
+        search_k: int | None,
+        on_ann_query: AnnObserver | None = None,
     ) -> None:
         self.root = root
+        self.on_ann_query = on_ann_query
         self.verify_checksums = verify_checksums
         self.candidates_per_source = candidates_per_source
         self.search_k = search_k
@@ -92,6 +105,7 @@ class BundleHolder:
             verify_checksums=self.verify_checksums,
             candidates_per_source=self.candidates_per_source,
             search_k=self.search_k,
+            on_ann_query=self.on_ann_query,
         )
 
     def refresh(self) -> bool:
@@ -124,6 +138,30 @@ class BundleHolder:
             + (f" (was {old.version})" if old else "")
         )
         return True
+
+    async def watch(
+        self,
+        *,
+        every: float,
+        on_swap: Callable[[LoadedBundle, str | None], None],
+        on_refused: Callable[[], object],
+    ) -> None:
+        """Loads the bundle, then follows `current` every `every` seconds, for ever: hot swap
+        without a restart. `on_swap(new, previous version)` after each swap, `on_refused()` for
+        each bundle newly refused."""
+        while True:
+            previous = self._current.version if self._current else None
+            refused = self.last_error
+            try:
+                swapped = await asyncio.to_thread(self.refresh)
+            except Exception:  # never let the watcher die: log and try again later
+                logger.exception("bundle refresh failed")
+                swapped = False
+            if swapped and self._current is not None:
+                on_swap(self._current, previous)
+            if self.last_error and self.last_error != refused:
+                on_refused()
+            await asyncio.sleep(every)
 
     def _refused(self, message: str) -> None:
         if message != self.last_error:
@@ -163,7 +201,3 @@ def _release_freed_memory() -> None:
     and they would count as private memory in every worker)."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-class NoBundle(Exception):
-    """No bundle could be loaded (yet)."""

@@ -1,32 +1,77 @@
-"""The `segue` command. Sub-commands import what they need when they run, not before."""
+"""The `segue` command.
+
+Options take their defaults from what they configure (`Settings`, the pipeline's `BuildConfig`,
+the evaluation configs, the plays-at loader), so the help shows the real ones and there is no
+second copy of them here; everything else a sub-command needs is imported when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from pydantic import ValidationError
+
+from service.settings import Settings, describe_error
+
+if TYPE_CHECKING:
+    from indexes.datasets.shape import Dataset
+    from indexes.pipeline import BuildConfig
+    from service.store.base import Store
+
+DEFAULT_DATASET = "synthetic:5000"
 DATASET_HELP = (
-    "synthetic[:TRACKS] (default synthetic:5000) | hetrec:DIR | plays:FILE | sessions:FILE | "
+    f"synthetic[:TRACKS] (default {DEFAULT_DATASET}) | hetrec:DIR | plays:FILE | sessions:FILE | "
     "plays-at:FILE (a timestamped plays log, .csv or .csv.gz)"
 )
+# the BuildConfig field each build option sets (all but --seed must be at least 1)
+BUILD_FLAGS = {
+    "seed": "--seed",
+    "dims": "--dims",
+    "n_trees": "--trees",
+    "search_k": "--search-k",
+    "max_search_k": "--max-search-k",
+    "validation_days": "--validation-days",
+    "threads": "--threads",
+}
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="segue", description="segue: music radio and related artists"
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    args = parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
 
-    p = sub.add_parser("build", help="train the models on a data set and publish a bundle")
-    p.add_argument("--dataset", default="synthetic:5000", help=DATASET_HELP)
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="segue", description="segue: music radio and related artists")
+    commands = p.add_subparsers(dest="command", required=True)
+    for add in (_add_build, _add_publish, _add_verify, _add_summary, _add_evaluate, _add_serve,
+                _add_precompute, _add_events):  # fmt: skip
+        add(commands)
+    return p
+
+
+# -- the parsers --------------------------------------------------------------------------------
+
+
+def _add_build(commands: Commands) -> None:
+    p = commands.add_parser("build", help="train the models on a data set and publish a bundle")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help=DATASET_HELP)
     p.add_argument(
         "--out", type=Path, required=True, help="bundles directory (DIR/<version>, DIR/current)"
     )
     _build_options(p)
-    p.add_argument("--keep", type=int, default=3, help="published versions to keep (default 3)")
+    _keep_option(p)
     p.add_argument(
         "--no-current", action="store_true",
         help="write DIR/<version> but leave DIR/current as it is (publish it later with "
@@ -40,31 +85,43 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.set_defaults(func=_build)
 
-    p = sub.add_parser(
+
+def _add_publish(commands: Commands) -> None:
+    p = commands.add_parser(
         "publish", help="make a version built with --no-current the current one (or roll back)"
     )
     p.add_argument("--bundles", type=Path, required=True, help="bundles directory")
     p.add_argument("version", help="a version directory in the bundles directory")
-    p.add_argument("--keep", type=int, default=3, help="published versions to keep (default 3)")
+    _keep_option(p)
     p.set_defaults(func=_publish)
 
-    p = sub.add_parser("verify", help="check a bundle (format, checksums, dims, counts)")
+
+def _add_verify(commands: Commands) -> None:
+    p = commands.add_parser("verify", help="check a bundle (format, checksums, dims, counts)")
     p.add_argument(
         "path", type=Path, help="a bundle directory or a bundles directory with 'current'"
     )
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.set_defaults(func=_verify)
 
-    p = sub.add_parser("summary", help="print the summary of a bundle")
+
+def _add_summary(commands: Commands) -> None:
+    p = commands.add_parser("summary", help="print the summary of a bundle")
     p.add_argument("path", type=Path)
     p.set_defaults(func=_summary)
 
-    p = sub.add_parser(
+
+def _add_evaluate(commands: Commands) -> None:
+    from indexes.evaluate import EvalConfig
+    from indexes.evaluate_time import TimeEvalConfig
+
+    users, time = EvalConfig(), TimeEvalConfig()
+    p = commands.add_parser(
         "evaluate",
         help="next-track hit rate on a time split, or recall at K on held-out users, per source, "
         "ensemble and plain baselines",
     )
-    p.add_argument("--dataset", default="synthetic:5000", help=DATASET_HELP)
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help=DATASET_HELP)
     p.add_argument(
         "--split", choices=("auto", "time", "users"), default="auto",
         help="time: train before --test-from (or the last --test-weeks), test the next plays "
@@ -74,61 +131,61 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--test-from", help="time split: first test day, YYYY-MM-DD (or a full ISO time; UTC)"
     )
-    p.add_argument(
-        "--test-weeks", type=float, default=8.0,
-        help="time split without --test-from: the last N weeks are the test (default 8)",
-    )  # fmt: skip
-    p.add_argument(
-        "--max-pairs", type=int, default=None,
-        help="time split: evaluate a random sample of this many test plays (default: all)",
-    )  # fmt: skip
-    p.add_argument("--k", type=int, default=20, help="user split: recall@K (default 20)")
-    p.add_argument(
-        "--test-fraction", type=float, default=0.2, help="user split: share of users held out"
-    )
-    p.add_argument(
-        "--json",
-        type=Path,
-        default=Path("var/evaluation.json"),
-        help="where to write the JSON results",
-    )
+    for flag, kind, default, text in (
+        ("--test-weeks", float, time.test_weeks,
+         "time split without --test-from: the last N weeks are the test (default %(default)s)"),
+        ("--max-pairs", int, time.max_pairs,
+         "time split: evaluate a random sample of this many test plays (default: all)"),
+        ("--k", int, users.k, "user split: recall@K (default %(default)s)"),
+        ("--test-fraction", float, users.test_fraction,
+         "user split: share of users held out (default %(default)s)"),
+        ("--json", Path, Path("var/evaluation.json"),
+         "where to write the JSON results (default %(default)s)"),
+    ):  # fmt: skip
+        p.add_argument(flag, type=kind, default=default, help=text)
     _build_options(p)
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser(
+
+def _add_serve(commands: Commands) -> None:
+    p = commands.add_parser(
         "serve", help="run the HTTP service: N uvicorn workers (forked by gunicorn) over one bundle"
     )
-    p.add_argument("--bundles", type=Path, help="bundles directory with 'current' (SEGUE_BUNDLES)")
-    p.add_argument("--workers", type=int, help="worker processes (SEGUE_WORKERS, default 1)")
-    p.add_argument("--host", help="address to bind (SEGUE_HOST, default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (SEGUE_PORT, default 8000)")
+    _setting_option(p, "bundles", type=Path, help="bundles directory with 'current'")
+    _setting_option(p, "workers", type=int, help="worker processes")
+    _setting_option(p, "host", help="address to bind")
+    _setting_option(p, "port", type=int, help="port")
     p.set_defaults(func=_serve)
 
-    p = sub.add_parser(
+
+def _add_precompute(commands: Commands) -> None:
+    run = Settings.defaults().precompute_config()
+    p = commands.add_parser(
         "precompute",
         help="write the radio neighbours of every track and the related artists of every artist "
         "to the store (resumable)",
     )
-    p.add_argument("--bundles", type=Path, help="bundles directory with 'current' (SEGUE_BUNDLES)")
-    p.add_argument("--store", help="store URL (SEGUE_STORE, default sqlite:///var/segue.db)")
-    p.add_argument("--processes", type=int, default=0, help="compute processes (default: CPUs)")
-    p.add_argument("--chunk-size", type=int, default=500, help="rows per chunk (default 500)")
-    p.add_argument(
-        "--max-chunks", type=int, default=None, help="stop after this many chunks (a partial run)"
-    )
+    _setting_option(p, "bundles", type=Path, help="bundles directory with 'current'")
+    _setting_option(p, "store", help="store URL")
+    for flag, default, text in (
+        ("--processes", run.processes, "compute processes (default %(default)s: one per CPU)"),
+        ("--chunk-size", run.chunk_size, "rows per chunk (default %(default)s)"),
+        ("--max-chunks", run.max_chunks, "stop after this many chunks (a partial run)"),
+    ):
+        p.add_argument(flag, type=int, default=default, help=text)
     p.set_defaults(func=_precompute)
 
-    p = sub.add_parser("events", help="the station event log")
+
+def _add_events(commands: Commands) -> None:
+    p = commands.add_parser("events", help="the station event log")
     events = p.add_subparsers(dest="events_command", required=True)
     e = events.add_parser(
         "export",
         help="write the feedback events out: as a sessions CSV that `segue build --dataset "
         "sessions:FILE` reads (liked and completed plays, one session per station), or raw",
     )
-    e.add_argument("--store", help="store URL (SEGUE_STORE, default sqlite:///var/segue.db)")
-    e.add_argument(
-        "--bundles", type=Path, help="bundles directory, for artists and names (SEGUE_BUNDLES)"
-    )
+    _setting_option(e, "store", help="store URL")
+    _setting_option(e, "bundles", type=Path, help="bundles directory, for artists and names")
     e.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     e.add_argument(
         "--format", choices=("sessions", "events"), default="sessions",
@@ -137,38 +194,148 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     e.set_defaults(func=_events_export)
 
-    args = parser.parse_args(argv)
+
+def _setting_option(
+    p: argparse.ArgumentParser, name: str, *, help: str, type: Callable[[str], Any] = str
+) -> None:
+    """--NAME for the setting NAME: given, it wins over SEGUE_NAME (see `_settings`)."""
+    default = Settings.model_fields[name].default
+    p.add_argument(
+        f"--{name}",
+        type=type,
+        default=None,
+        help=f"{help} (SEGUE_{name.upper()}, default {default})",
+    )
+
+
+def _keep_option(p: argparse.ArgumentParser) -> None:
+    from indexes.pipeline import BuildConfig
+
+    p.add_argument(
+        "--keep", type=int, default=BuildConfig().keep,
+        help="published versions to keep (default %(default)s)",
+    )  # fmt: skip
+
+
+def _build_options(p: argparse.ArgumentParser) -> None:
+    """The options of a build, at BuildConfig's defaults (and the plays-at loader's)."""
+    from indexes.pipeline import BuildConfig
+
+    d = BuildConfig()
+    recall = f"recall@10 {d.target_recall:g}"
+
+    def option(name: str, kind: type, help: str) -> None:
+        flag = BUILD_FLAGS[name]
+        metavar = flag.removeprefix("--").replace("-", "_").upper()
+        p.add_argument(
+            flag, dest=name, metavar=metavar, type=kind, default=getattr(d, name), help=help
+        )
+
+    option(
+        "seed", int, "random seed of the data (synthetic), models and splits (default %(default)s)"
+    )
+    option("dims", int, "vector dimensions of every model (default %(default)s)")
+    option("n_trees", int, "Annoy trees per index (default %(default)s)")
+    option("search_k", int, f"Annoy search_k for every index (default: per index, the smallest "
+           f"reaching {recall})")  # fmt: skip
+    option("max_search_k", int, f"the most search_k tuning may choose when {recall} needs more "
+           "(default %(default)s)")  # fmt: skip
+    option("validation_days", float, "data with play times: the ensemble weights are fitted on "
+           "the next plays of the last N days, on models of the data before them; then "
+           "everything is refit (default %(default)s)")  # fmt: skip
+    option("threads", int, "word2vec training threads; with 1 the same data and seed give the "
+           "same bundle (default %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--session-gap-minutes", type=float, default=_plays_at_session_gap(),
+        help="plays-at data: a gap longer than this starts a new session (default %(default)s)",
+    )  # fmt: skip
+
+
+def _plays_at_session_gap() -> float:
+    from indexes.datasets.plays_at import load_plays_at
+
+    gap: float = inspect.signature(load_plays_at).parameters["session_gap_minutes"].default
+    return gap
+
+
+# -- settings and the store ---------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, command: str, names: tuple[str, ...]) -> Settings | None:
+    """Settings from SEGUE_* with the command's options on top (an option given wins); None,
+    after a message, if a value is bad."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     try:
-        result: int = args.func(args)
-    except KeyboardInterrupt:
-        return 130
-    return result
-
-
-def _settings(args: argparse.Namespace, command: str, flags: tuple[str, ...]) -> Any:
-    """Settings from SEGUE_* with the command's flags on top; None (after a message) if bad."""
-    import os
-
-    from pydantic import ValidationError
-
-    from service.settings import Settings, describe_error
-
-    for flag in flags:  # flags win over the environment; workers read the same variables
-        value = getattr(args, flag)
-        if value is not None:
-            os.environ[f"SEGUE_{flag.upper()}"] = str(value)
-    try:
-        return Settings()
+        return Settings(**given)
     except ValidationError as e:
         print(f"segue {command}: {describe_error(e)}", file=sys.stderr)
         return None
 
 
+def _open_store(settings: Settings) -> Store:
+    from service.store.factory import open_store
+
+    return open_store(settings.store, options=settings.store_options())
+
+
+def _prepare_store(settings: Settings) -> None:
+    """Applies the store's schema once, before the workers start (they would race on it)."""
+    from service.store.base import StoreUnavailable
+
+    try:
+        store = _open_store(settings)
+        try:
+            store.ping()
+        finally:
+            store.close()
+    except StoreUnavailable as e:
+        print(
+            f"segue serve: {e}; starting anyway: the bundle endpoints answer, the store-backed "
+            "ones answer 503 until the store is reachable",
+            file=sys.stderr,
+        )
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args, "serve", ("bundles", "workers", "host", "port"))
+    if settings is None:
+        return 2
+    settings = settings.model_copy(update={"metrics_dir": _metrics_dir(settings.metrics_dir)})
+    if (
+        not (settings.bundles / "current").exists()
+        and not (settings.bundles / "manifest.json").exists()
+    ):
+        print(
+            f"segue serve: no bundle in {settings.bundles} yet; /readyz answers 503 until one is "
+            f"published there (segue build --out {settings.bundles})",
+            file=sys.stderr,
+        )
+    _prepare_store(settings)
+    from service.server import run
+
+    run(settings)  # the workers get these settings as they are (see service/server.py)
+    return 0
+
+
+def _metrics_dir(configured: Path | None) -> Path:
+    """The Prometheus multiprocess directory, empty: the one configured or a new one."""
+    import shutil
+    import tempfile
+
+    if configured is None:
+        return Path(tempfile.mkdtemp(prefix="segue-metrics-"))
+    shutil.rmtree(configured, ignore_errors=True)  # samples of an earlier run
+    configured.mkdir(parents=True)
+    return configured
+
+
 def _precompute(args: argparse.Namespace) -> int:
     from indexes.bundle import BundleError
-    from service.precompute import PrecomputeConfig, precompute
+    from service.precompute import precompute
     from service.store.base import StoreUnavailable
-    from service.store.factory import open_store
 
     settings = _settings(args, "precompute", ("bundles", "store"))
     if settings is None:
@@ -176,16 +343,11 @@ def _precompute(args: argparse.Namespace) -> int:
     if args.chunk_size < 1 or args.processes < 0:
         print("segue precompute: --chunk-size must be >= 1 and --processes >= 0", file=sys.stderr)
         return 2
-    config = PrecomputeConfig(
-        processes=args.processes,
-        chunk_size=args.chunk_size,
-        radio_size=settings.radio_size,
-        radio_artist_cap=settings.radio_artist_cap,
-        radio_candidates_per_source=settings.radio_candidates_per_source,
-        max_chunks=args.max_chunks,
+    config = settings.precompute_config(
+        processes=args.processes, chunk_size=args.chunk_size, max_chunks=args.max_chunks
     )
     try:
-        store = open_store(settings.store, options=settings.store_options())
+        store = _open_store(settings)
     except StoreUnavailable as e:
         print(f"segue precompute: {e}", file=sys.stderr)
         return 1
@@ -207,13 +369,12 @@ def _events_export(args: argparse.Namespace) -> int:
     from indexes.bundle import BundleError
     from service.events import export_events
     from service.store.base import StoreUnavailable
-    from service.store.factory import open_store
 
     settings = _settings(args, "events export", ("store", "bundles"))
     if settings is None:
         return 2
     try:
-        store = open_store(settings.store, options=settings.store_options())
+        store = _open_store(settings)
         try:
             counts = export_events(
                 store=store, bundles=settings.bundles, out=args.out, fmt=args.format
@@ -230,114 +391,34 @@ def _events_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import os
-    import shutil
-    import tempfile
-
-    settings = _settings(args, "serve", ("bundles", "workers", "host", "port"))
-    if settings is None:
-        return 2
-    if settings.metrics_dir is None:
-        metrics_dir = Path(tempfile.mkdtemp(prefix="segue-metrics-"))
-    else:
-        metrics_dir = settings.metrics_dir
-        shutil.rmtree(metrics_dir, ignore_errors=True)  # samples of an earlier run
-        metrics_dir.mkdir(parents=True)
-    os.environ["SEGUE_METRICS_DIR"] = str(metrics_dir)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    if (
-        not (settings.bundles / "current").exists()
-        and not (settings.bundles / "manifest.json").exists()
-    ):
-        print(
-            f"segue serve: no bundle in {settings.bundles} yet; /readyz answers 503 until one is "
-            f"published there (segue build --out {settings.bundles})",
-            file=sys.stderr,
-        )
-    _prepare_store(settings)
-    from service.server import run
-
-    run(host=settings.host, port=settings.port, workers=settings.workers)
-    return 0
-
-
-def _prepare_store(settings: Any) -> None:
-    """Applies the store's schema once, before the workers start (they would race on it)."""
-    from service.store.base import StoreUnavailable
-    from service.store.factory import open_store
-
-    try:
-        store = open_store(settings.store, options=settings.store_options())
-        try:
-            store.ping()
-        finally:
-            store.close()
-    except StoreUnavailable as e:
-        print(
-            f"segue serve: {e}; starting anyway: the bundle endpoints answer, the store-backed "
-            "ones answer 503 until the store is reachable",
-            file=sys.stderr,
-        )
-
-
-def _build_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument(
-        "--dims", type=int, default=32, help="vector dimensions of every model (default 32)"
-    )
-    p.add_argument("--trees", type=int, default=30, help="Annoy trees per index (default 30)")
-    p.add_argument(
-        "--search-k",
-        type=int,
-        default=None,
-        help="Annoy search_k for every index (default: per index, the smallest reaching recall@10 0.95)",
-    )
-    p.add_argument(
-        "--max-search-k",
-        type=int,
-        default=5000,
-        help="the most search_k tuning may choose when recall@10 0.95 needs more (default 5000)",
-    )
-    p.add_argument(
-        "--validation-days", type=float, default=28.0,
-        help="data with play times: the ensemble weights are fitted on the next plays of the "
-        "last N days, on models of the data before them; then everything is refit (default 28)",
-    )  # fmt: skip
-    p.add_argument(
-        "--session-gap-minutes", type=float, default=60.0,
-        help="plays-at data: a gap longer than this starts a new session (default 60)",
-    )  # fmt: skip
-
-
-def _config(args: argparse.Namespace) -> Any:
+def _config(args: argparse.Namespace) -> BuildConfig:
+    """The BuildConfig of the build options (and `--variants`, `--keep` where the command has
+    them); SystemExit with a message for a bad one."""
     from indexes.pipeline import BuildConfig
 
-    for name in ("dims", "trees", "search_k", "max_search_k", "validation_days"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise SystemExit(f"segue: --{name.replace('_', '-')} must be at least 1")
-    variants: dict[str, Any] = {}
-    if getattr(args, "variants", None) is not None:
-        try:
-            variants = json.loads(args.variants.read_text(encoding="utf-8"))
-            from service.experiments import variant_specs
-
-            variant_specs({"variants": variants})
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"segue: --variants {args.variants}: {e}") from None
-    return BuildConfig(
-        variants=variants,
-        dims=args.dims,
-        n_trees=args.trees,
-        search_k=args.search_k,
-        max_search_k=args.max_search_k,
-        validation_days=args.validation_days,
-        seed=args.seed,
-        keep=getattr(args, "keep", 3),
-    )
+    values = {name: getattr(args, name) for name in BUILD_FLAGS}
+    for name, value in values.items():
+        if name != "seed" and value is not None and value < 1:
+            raise SystemExit(f"segue: {BUILD_FLAGS[name]} must be at least 1")
+    if getattr(args, "keep", None) is not None:
+        values["keep"] = args.keep
+    return BuildConfig(variants=_variants(getattr(args, "variants", None)), **values)
 
 
-def _load(spec: str, seed: int, session_gap_minutes: float = 60.0) -> Any:
+def _variants(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        variants: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        from service.experiments import variant_specs
+
+        variant_specs({"variants": variants})
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"segue: --variants {path}: {e}") from None
+    return variants
+
+
+def _load(spec: str, *, seed: int, session_gap_minutes: float) -> Dataset | None:
     from indexes.datasets.registry import load_dataset
     from indexes.progress import log, stage
 
@@ -359,7 +440,7 @@ def _build(args: argparse.Namespace) -> int:
     from indexes.pipeline import build_bundle
 
     config = _config(args)
-    data = _load(args.dataset, args.seed, args.session_gap_minutes)
+    data = _load(args.dataset, seed=args.seed, session_gap_minutes=args.session_gap_minutes)
     if data is None:
         return 2
     result = build_bundle(data, out=args.out, config=config, make_current=not args.no_current)
@@ -460,21 +541,17 @@ def _describe(path: Path, manifest: dict[str, Any]) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from indexes.evaluate import EvalConfig, evaluate, format_table
-    from indexes.evaluate_time import TimeEvalConfig, evaluate_time, format_time_table
     from indexes.splits import time_splittable
 
-    config = _config(args)
-    test_from = None
-    if args.test_from is not None:
-        test_from = _parse_day(args.test_from)
-        if test_from is None:
-            print(f"segue: --test-from {args.test_from!r} is not a date", file=sys.stderr)
-            return 2
+    build = _config(args)
+    test_from = None if args.test_from is None else _parse_day(args.test_from)
+    if args.test_from is not None and test_from is None:
+        print(f"segue: --test-from {args.test_from!r} is not a date", file=sys.stderr)
+        return 2
     if args.max_pairs is not None and args.max_pairs < 1:
         print("segue: --max-pairs must be at least 1", file=sys.stderr)
         return 2
-    data = _load(args.dataset, args.seed, args.session_gap_minutes)
+    data = _load(args.dataset, seed=args.seed, session_gap_minutes=args.session_gap_minutes)
     if data is None:
         return 2
     split = args.split
@@ -482,24 +559,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         split = "time" if time_splittable(data) else "users"
     try:
         if split == "time":
-            results = evaluate_time(
-                data,
-                build=config,
-                config=TimeEvalConfig(
-                    test_from=test_from,
-                    test_weeks=args.test_weeks,
-                    max_pairs=args.max_pairs,
-                    seed=args.seed,
-                ),
-            )
-            table = format_time_table(results)
+            results, table = _evaluate_time(data, build=build, args=args, test_from=test_from)
         else:
-            results = evaluate(
-                data,
-                build=config,
-                config=EvalConfig(k=args.k, test_fraction=args.test_fraction, by_users=True),
-            )
-            table = format_table(results)
+            results, table = _evaluate_users(data, build=build, args=args)
     except ValueError as e:
         print(f"segue: {e}", file=sys.stderr)
         return 2
@@ -508,6 +570,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.json}")
     return 0
+
+
+def _evaluate_time(
+    data: Dataset, *, build: BuildConfig, args: argparse.Namespace, test_from: float | None
+) -> tuple[dict[str, Any], str]:
+    from indexes.evaluate_time import TimeEvalConfig, evaluate_time, format_time_table
+
+    config = TimeEvalConfig(
+        test_from=test_from, test_weeks=args.test_weeks, max_pairs=args.max_pairs, seed=args.seed
+    )
+    results = evaluate_time(data, build=build, config=config)
+    return results, format_time_table(results)
+
+
+def _evaluate_users(
+    data: Dataset, *, build: BuildConfig, args: argparse.Namespace
+) -> tuple[dict[str, Any], str]:
+    from indexes.evaluate import EvalConfig, evaluate, format_table
+
+    config = EvalConfig(k=args.k, test_fraction=args.test_fraction, by_users=True)
+    results = evaluate(data, build=build, config=config)
+    return results, format_table(results)
 
 
 def _parse_day(text: str) -> float | None:

@@ -70,6 +70,10 @@ class Metrics:
             registry=reg,
         )
 
+    def cache_read(self, listing: str, *, hit: bool) -> None:
+        """One read of a radio-neighbour or related-artist list: from the store's cache or not."""
+        self.radio_cache.labels(listing, "hit" if hit else "miss").inc()
+
     def observe_ann(self, model: str, entity: str, seconds: float) -> None:
         self.ann.labels(model, entity).observe(seconds)
 

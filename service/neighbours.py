@@ -9,6 +9,7 @@ answering when it is down.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,7 +27,6 @@ CACHE, COMPUTED = "cache", "computed"
 class Listing:
     items: list[Item]
     source: str  # CACHE or COMPUTED
-    store_error: StoreUnavailable | None = None  # why the store was not used, when it failed
 
 
 def compute_radio(
@@ -70,28 +70,29 @@ def radio_neighbours(
 
 
 def related(loaded: LoadedBundle, store: Store | None, *, row: int, limit: int) -> Listing:
-    """Related artists from the store when it has them, else from the bundle (written back)."""
+    """Related artists from the store when it has them, else from the bundle (written back).
+
+    Without a store (None) or when it fails, the list is computed from the bundle all the same
+    (a store from `StoreMonitor` has reported the failure)."""
     artists = loaded.bundle.artists
     key = artists.id_of(row)
-    error: StoreUnavailable | None = None
     if store is not None and limit <= RELATED_SIZE:
         try:
             cached = store.get(kind=RELATED, version=loaded.version, key=key)
-        except StoreUnavailable as e:
-            cached, error = None, e
-        if cached is not None:
-            return Listing(items=_rows(cached, row_of=artists.row_of)[:limit], source=CACHE)
+        except StoreUnavailable:
+            store = None  # nor is the list written back
+        else:
+            if cached is not None:
+                return Listing(items=_rows(cached, row_of=artists.row_of)[:limit], source=CACHE)
     items = related_artists(loaded, row=row, limit=max(limit, RELATED_SIZE))
-    if store is not None and error is None:
-        try:
+    if store is not None:
+        with contextlib.suppress(StoreUnavailable):  # served from the bundle all the same
             store.put_many(
                 kind=RELATED,
                 version=loaded.version,
                 items=[(key, ranked(loaded, items[:RELATED_SIZE], entity="artists"))],
             )
-        except StoreUnavailable as e:
-            error = e
-    return Listing(items=items[:limit], source=COMPUTED, store_error=error)
+    return Listing(items=items[:limit], source=COMPUTED)
 
 
 def ranked(loaded: LoadedBundle, items: list[Item], *, entity: str = "tracks") -> Ranked:

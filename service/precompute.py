@@ -20,20 +20,10 @@ from pathlib import Path
 from indexes.bundle import read_manifest, resolve_current
 from indexes.progress import log
 from service.bundles import LoadedBundle, load
-from service.neighbours import RADIO_SIZE, RELATED_SIZE, compute_radio, ranked
+from service.neighbours import RELATED_SIZE, compute_radio, ranked
 from service.recommend import related_artists
+from service.settings import PrecomputeConfig
 from service.store.base import RADIO, RELATED, Ranked, Store
-
-
-@dataclass(frozen=True)
-class PrecomputeConfig:
-    processes: int = 0  # 0: one per CPU
-    chunk_size: int = 500
-    radio_size: int = RADIO_SIZE
-    radio_artist_cap: int = 10
-    radio_candidates_per_source: int = 250
-    related_size: int = RELATED_SIZE
-    max_chunks: int | None = None  # stop after writing this many chunks (a partial run)
 
 
 @dataclass
@@ -63,7 +53,7 @@ class PrecomputeReport:
 
 def task_name(kind: str, config: PrecomputeConfig) -> str:
     """Progress is recorded per task; a different chunking or list size is a different task."""
-    size = config.radio_size if kind == RADIO else config.related_size
+    size = config.radio_size if kind == RADIO else RELATED_SIZE
     return f"{kind}/top{size}/chunk{config.chunk_size}"
 
 
@@ -134,7 +124,11 @@ _worker: tuple[LoadedBundle, PrecomputeConfig] | None = None
 
 def _init_worker(path: Path, config: PrecomputeConfig) -> None:
     global _worker
-    _worker = (load(path, verify_checksums=False, candidates_per_source=50, search_k=None), config)
+    loaded = load(
+        path, verify_checksums=False, candidates_per_source=config.candidates_per_source,
+        search_k=config.search_k,
+    )  # fmt: skip
+    _worker = (loaded, config)
 
 
 def _compute_chunk(task: tuple[str, int]) -> tuple[str, int, list[tuple[str, Ranked]]]:
@@ -163,5 +157,6 @@ def _lists(
             )
             yield ents.id_of(row), ranked(loaded, items)
         else:
-            items = related_artists(loaded, row=row, limit=config.related_size)
+            # the size the service reads back from the store (neighbours.related)
+            items = related_artists(loaded, row=row, limit=RELATED_SIZE)
             yield ents.id_of(row), ranked(loaded, items, entity="artists")

@@ -56,18 +56,20 @@ class Catalogue(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Rules:
-    artist_gap: int = 3  # a track's artist is not among the previous artist_gap tracks' artists
-    low_water: int = 30  # refill when fewer tracks are queued
-    refill_sources: int = 10  # liked tracks (most recent first) whose neighbours a refill reads
-    up_boost: float = 2.0  # thumbs up: weight of t's neighbours x (1 + up_boost)
-    weak_up_boost: float = 0.5  # completed
-    down_factor: float = 0.2  # thumbs down: queued neighbours of t, weight x down_factor
-    weak_down_factor: float = 0.6  # skip
-    artist_down_factor: float = 0.5  # thumbs down: queued tracks of t's artist
-    artist_ban_downs: float = 2.0  # downs on one artist that drop it (a skip counts 1/3)
-    skip_down: float = 1.0 / 3.0
+    """The queue's parameters (`Settings.rules()` gives them their values)."""
+
+    artist_gap: int  # a track's artist is not among the previous artist_gap tracks' artists
+    low_water: int  # refill when fewer tracks are queued
+    refill_sources: int  # liked tracks (most recent first) whose neighbours a refill reads
+    up_boost: float  # thumbs up: weight of t's neighbours x (1 + up_boost)
+    weak_up_boost: float  # completed
+    down_factor: float  # thumbs down: queued neighbours of t, weight x down_factor
+    weak_down_factor: float  # skip
+    artist_down_factor: float  # thumbs down: queued tracks of t's artist
+    artist_ban_downs: float  # downs on one artist that drop it (a skip counts skip_down)
+    skip_down: float
 
 
 @dataclass
@@ -100,9 +102,9 @@ class Station:
     exhausted: bool = False  # the catalogue had nothing eligible left at the last refill
 
     def to_json(self) -> dict[str, Any]:
-        # what dataclasses.asdict gives, without its recursive deep copy (5% of a worker's
-        # samples under a feedback load): the lists and dicts are copied one level, which is
-        # all that JSON needs
+        # what dataclasses.asdict gives, without its recursive deep copy (a worker's largest
+        # own cost under a feedback load, loadtest/README.md): the lists and dicts are copied
+        # one level, which is all that JSON needs
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         for name, value in data.items():
             if isinstance(value, list):

@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 from indexes.bundle import Entities
 from indexes.ensemble import ENSEMBLE, capped_positions
 from service.bundles import LoadedBundle
+from service.errors import BadParameter, ModelUnavailable
 
 USER_MODEL = "als"  # the model whose user vectors drive personal recommendations
 
@@ -22,10 +23,6 @@ class Item:
     row: int
     score: float
     reason: str | None = None
-
-
-class Unavailable(Exception):
-    """The bundle lacks what the request needs (e.g. a format-1 bundle has no users)."""
 
 
 def sources(loaded: LoadedBundle, *, entity: str) -> list[str]:
@@ -54,10 +51,13 @@ def cap_per_artist(
 def similar_tracks(
     loaded: LoadedBundle, *, row: int, limit: int, source: str, artist_cap: int
 ) -> list[Item]:
-    """The tracks most similar to `row` by one model or the ensemble, `artist_cap` per artist."""
+    """The tracks most similar to `row` by one model or the ensemble, `artist_cap` per artist.
+
+    BadParameter (the `model` of the request) for a source that is neither."""
     scorer = loaded.scorers["tracks"]
-    if source not in sources(loaded, entity="tracks"):
-        raise KeyError(source)
+    allowed = sources(loaded, entity="tracks")
+    if source not in allowed:
+        raise BadParameter("model", f"unknown model {source!r}; one of {allowed}")
     artist = loaded.bundle.tracks.artist
     assert artist is not None
     if source == ENSEMBLE:  # the ensemble ranks its whole (bounded) candidate set
@@ -93,7 +93,7 @@ def user_recommendations(
         or USER_MODEL not in users.vectors
         or (USER_MODEL, "tracks") not in bundle.indexes
     ):
-        raise Unavailable(f"bundle {bundle.version} has no {USER_MODEL} user vectors")
+        raise ModelUnavailable(f"bundle {bundle.version} has no {USER_MODEL} user vectors")
     tracks = bundle.tracks
     assert tracks.artist is not None
     played, counts = users.plays(user)
@@ -110,11 +110,7 @@ def user_recommendations(
         ]
     ann = bundle.indexes[(USER_MODEL, "tracks")]
     n = min(ann.n_items, limit * 3 + len(played_set) + 20)
-    slots, dists = ann.index.get_nns_by_vector(
-        vector.tolist(), n, search_k=ann.search_k, include_distances=True
-    )
-    rows = ann.rows[np.asarray(slots, dtype=np.int64)]
-    sims = ann.similarity_of_distance(np.asarray(dists, dtype=np.float32))
+    rows, sims = ann.nearest_to_vector(vector, n=n)
     fresh = ~np.isin(rows, played)
     items = cap_per_artist(
         rows[fresh], sims[fresh], artist=tracks.artist, cap=artist_cap, limit=limit

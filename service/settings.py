@@ -1,18 +1,33 @@
-"""Service settings: environment variables with the prefix SEGUE_ (pydantic-settings)."""
+"""Every default of the service, in one place.
+
+`Settings` reads the environment variables with the prefix SEGUE_ (pydantic-settings). The
+objects the parts of the service are configured with (`StoreOptions`, `StationConfig`,
+`PrecomputeConfig`, the radio's `Rules`) are built from it by its methods, which pass every field;
+the few values that are not settings (no SEGUE_ variable: fixed parameters, the run options of
+`segue precompute`) are written in those methods, so this is the one file where a default is.
+
+A caller that builds one of these objects directly (the tests, the benchmarks) may leave fields
+out: they take the values the defaults of Settings give them (`Settings.defaults()`).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.store.base import StoreConfigError, StoreOptions, parse_store_url
+from service.radio import Rules
+from service.store.url import StoreConfigError, parse_store_url
 
-if TYPE_CHECKING:
-    from service.stations import StationConfig
+CONSISTENCY_LEVELS = frozenset(
+    {"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
+)
 
 
 class Settings(BaseSettings):
@@ -20,6 +35,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SEGUE_", extra="ignore", frozen=True)
 
+    # -- serving ----------------------------------------------------------------------------
     bundles: Path = Field(
         Path("var/bundles"), description="bundles directory with a 'current' link"
     )
@@ -34,14 +50,18 @@ class Settings(BaseSettings):
     swap_poll_seconds: float = Field(
         2.0, gt=0, le=3600, description="how often to look at 'current'"
     )
+    metrics_dir: Path | None = Field(
+        None, description="prometheus multiprocess directory (segue serve makes one if unset)"
+    )
+
+    # -- lists ------------------------------------------------------------------------------
     default_limit: int = Field(20, ge=1, le=500)
     max_limit: int = Field(100, ge=1, le=500)
     artist_cap: int = Field(2, ge=1, le=100, description="tracks per artist in one list")
     candidates_per_source: int = Field(50, ge=5, le=1000)
     search_k: int | None = Field(None, ge=1, description="override the manifest's Annoy search_k")
-    metrics_dir: Path | None = Field(
-        None, description="prometheus multiprocess directory (segue serve makes one if unset)"
-    )
+
+    # -- store ------------------------------------------------------------------------------
     store: str = Field(
         "sqlite:///var/segue.db",
         description="sqlite:///PATH (embedded, one machine) or cassandra://HOST[,HOST]:PORT/KEYSPACE",
@@ -69,18 +89,24 @@ class Settings(BaseSettings):
     )
     cassandra_username: str | None = None
     cassandra_password: SecretStr | None = None
+
+    # -- radio and stations -----------------------------------------------------------------
     radio_size: int = Field(250, ge=1, le=1000, description="radio neighbours kept per track")
     radio_artist_cap: int = Field(10, ge=1, le=1000, description="tracks per artist among them")
     # as deep as the list: where the data rotates a small catalogue, the recency-weighted
-    # popularity list alone may hold most of the 250 tracks played next
+    # popularity list alone may hold most of the tracks played next
     radio_candidates_per_source: int = Field(
         250, ge=5, le=999, description="ensemble candidates from each source for radio lists"
     )
-
     station_ttl_seconds: int = Field(
         7 * 24 * 3600, ge=0, description="a station expires this long after its last use (0: never)"
     )
     radio_artist_gap: int = Field(3, ge=0, le=50, description="slots between tracks of one artist")
+
+    @classmethod
+    def defaults(cls) -> Settings:
+        """Every setting at its declared default, whatever the environment holds."""
+        return cls.model_construct()
 
     @field_validator("store")
     @classmethod
@@ -94,10 +120,10 @@ class Settings(BaseSettings):
     @field_validator("cassandra_consistency")
     @classmethod
     def _consistency(cls, value: str) -> str:
-        levels = {"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM",
-                  "LOCAL_ONE"}  # fmt: skip
-        if value.upper() not in levels:
-            raise ValueError(f"unknown consistency level {value!r}; one of {sorted(levels)}")
+        if value.upper() not in CONSISTENCY_LEVELS:
+            raise ValueError(
+                f"unknown consistency level {value!r}; one of {sorted(CONSISTENCY_LEVELS)}"
+            )
         return value.upper()
 
     @field_validator("cassandra_replication")
@@ -112,42 +138,9 @@ class Settings(BaseSettings):
                 'a JSON object with a "class", e.g. {"class": "NetworkTopologyStrategy", "dc1": 3}'
             )
         for k, v in parsed.items():
-            if (
-                not str(k).replace("_", "").replace(".", "").isalnum()
-                or not str(v).replace("_", "").replace(".", "").isalnum()
-            ):
+            if not _plain(str(k)) or not _plain(str(v)):
                 raise ValueError(f"bad replication entry {k!r}: {v!r}")
         return value
-
-    def station_config(self) -> StationConfig:
-        from service.radio import Rules
-        from service.stations import StationConfig
-
-        return StationConfig(
-            rules=Rules(artist_gap=self.radio_artist_gap),
-            radio_size=self.radio_size,
-            radio_artist_cap=self.radio_artist_cap,
-            per_source=self.radio_candidates_per_source,
-        )
-
-    def store_options(self) -> StoreOptions:
-        return StoreOptions(
-            timeout_seconds=self.store_timeout_seconds,
-            connect_timeout_seconds=self.store_connect_timeout_seconds,
-            retries=self.store_retries,
-            consistency=self.cassandra_consistency,
-            replication=tuple(
-                (str(k), str(v)) for k, v in json.loads(self.cassandra_replication).items()
-            ),
-            ttl_seconds=self.store_ttl_seconds,
-            station_ttl_seconds=self.station_ttl_seconds,
-            protocol_version=self.cassandra_protocol_version,
-            local_dc=self.cassandra_local_dc,
-            username=self.cassandra_username,
-            password=self.cassandra_password.get_secret_value()
-            if self.cassandra_password
-            else None,
-        )
 
     @model_validator(mode="after")
     def _limits(self) -> Settings:
@@ -157,6 +150,110 @@ class Settings(BaseSettings):
                 f"SEGUE_MAX_LIMIT ({self.max_limit})"
             )
         return self
+
+    def store_options(self) -> StoreOptions:
+        password = self.cassandra_password.get_secret_value() if self.cassandra_password else None
+        replication = tuple(
+            (str(k), str(v)) for k, v in json.loads(self.cassandra_replication).items()
+        )
+        return StoreOptions(
+            timeout_seconds=self.store_timeout_seconds, retries=self.store_retries,
+            connect_timeout_seconds=self.store_connect_timeout_seconds,
+            consistency=self.cassandra_consistency, replication=replication,
+            ttl_seconds=self.store_ttl_seconds, station_ttl_seconds=self.station_ttl_seconds,
+            protocol_version=self.cassandra_protocol_version, local_dc=self.cassandra_local_dc,
+            username=self.cassandra_username, password=password,
+            serial_consistency="LOCAL_SERIAL", write_concurrency=64,
+        )  # fmt: skip
+
+    def rules(self) -> Rules:
+        """The queue rules of a station: the artist gap is a setting, the rest fixed."""
+        return Rules(
+            artist_gap=self.radio_artist_gap, low_water=30, refill_sources=10,
+            up_boost=2.0, weak_up_boost=0.5, down_factor=0.2, weak_down_factor=0.6,
+            artist_down_factor=0.5, artist_ban_downs=2.0, skip_down=1.0 / 3.0,
+        )  # fmt: skip
+
+    def station_config(self) -> StationConfig:
+        return StationConfig(
+            rules=self.rules(), radio_size=self.radio_size, radio_artist_cap=self.radio_artist_cap,
+            per_source=self.radio_candidates_per_source, seed_tracks_per_artist=3,
+            max_attempts=100,
+        )  # fmt: skip
+
+    def precompute_config(
+        self, *, processes: int = 0, chunk_size: int = 500, max_chunks: int | None = None
+    ) -> PrecomputeConfig:
+        """`segue precompute`'s lists are the ones the service computes on a miss (the same
+        radio settings, candidates and search_k); the run options are its flags'."""
+        return PrecomputeConfig(
+            processes=processes, chunk_size=chunk_size, max_chunks=max_chunks,
+            radio_size=self.radio_size, radio_artist_cap=self.radio_artist_cap,
+            radio_candidates_per_source=self.radio_candidates_per_source,
+            candidates_per_source=self.candidates_per_source, search_k=self.search_k,
+        )  # fmt: skip
+
+
+def _plain(text: str) -> bool:
+    """Letters, digits, '_' and '.': safe to put in a CQL replication map."""
+    return text.replace("_", "").replace(".", "").isalnum()
+
+
+def _default(build: Callable[[Settings], object], name: str) -> Any:
+    """A field left out by a caller that builds the object directly takes the value the
+    defaults of Settings give it (the methods of Settings pass every field)."""
+    return field(default_factory=lambda: getattr(build(Settings.defaults()), name))
+
+
+_store = partial(_default, Settings.store_options)
+_station = partial(_default, Settings.station_config)
+_precompute = partial(_default, Settings.precompute_config)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreOptions:
+    """How to talk to the store: `Settings.store_options()` (SEGUE_STORE_*, SEGUE_CASSANDRA_*)."""
+
+    timeout_seconds: float = _store("timeout_seconds")  # per request
+    connect_timeout_seconds: float = _store("connect_timeout_seconds")
+    retries: int = _store("retries")  # retries of a timed-out or unavailable request (Cassandra)
+    consistency: str = _store("consistency")  # Cassandra consistency level of reads and writes
+    replication: tuple[tuple[str, str], ...] = _store("replication")  # of a keyspace segue makes
+    ttl_seconds: int = _store("ttl_seconds")  # Cassandra TTL of computed lists (0: none)
+    station_ttl_seconds: int = _store("station_ttl_seconds")  # expiry after a station's last use
+    serial_consistency: str = _store("serial_consistency")  # Cassandra: of station updates (LWT)
+    write_concurrency: int = _store("write_concurrency")  # requests in flight in bulk reads/writes
+    protocol_version: int = _store("protocol_version")  # CQL native protocol (4.0+: 5; 3.x: 4)
+    local_dc: str | None = _store("local_dc")  # Cassandra: datacenter (None: the first contact's)
+    username: str | None = _store("username")
+    password: str | None = _store("password")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StationConfig:
+    """What the stations are made with: `Settings.station_config()` (SEGUE_RADIO_*)."""
+
+    rules: Rules = field(default_factory=lambda: Settings.defaults().rules())
+    radio_size: int = _station("radio_size")
+    radio_artist_cap: int = _station("radio_artist_cap")
+    per_source: int = _station("per_source")
+    # an artist seed stands for its most listened tracks
+    seed_tracks_per_artist: int = _station("seed_tracks_per_artist")
+    max_attempts: int = _station("max_attempts")  # conditional writes tried before StationBusy
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrecomputeConfig:
+    """What `segue precompute` writes and how: `Settings.precompute_config()`."""
+
+    processes: int = _precompute("processes")  # 0: one per CPU
+    chunk_size: int = _precompute("chunk_size")
+    max_chunks: int | None = _precompute("max_chunks")  # stop after this many (a partial run)
+    radio_size: int = _precompute("radio_size")
+    radio_artist_cap: int = _precompute("radio_artist_cap")
+    radio_candidates_per_source: int = _precompute("radio_candidates_per_source")
+    candidates_per_source: int = _precompute("candidates_per_source")
+    search_k: int | None = _precompute("search_k")
 
 
 def describe_error(error: ValidationError) -> str:

@@ -15,35 +15,25 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from service import radio
+from service import errors, radio
 from service.bundles import LoadedBundle
 from service.experiments import CONTROL, assign, store_version
 from service.neighbours import compute_radio, ranked
-from service.radio import Candidate, Rules, Station
+from service.radio import Candidate, Station
+from service.settings import StationConfig
 from service.store.base import RADIO, EventRecord, Ranked, Store
 
 
-@dataclass(frozen=True)
-class StationConfig:
-    rules: Rules = field(default_factory=Rules)
-    radio_size: int = 250
-    radio_artist_cap: int = 10
-    per_source: int = 250
-    seed_tracks_per_artist: int = 3  # an artist seed stands for its most listened tracks
-    max_attempts: int = 100  # conditional writes tried before giving up (busy station)
-
-
-class StationNotFound(Exception):
+class StationNotFound(errors.NotFound):
     def __init__(self, station_id: str) -> None:
-        super().__init__(f"station {station_id!r} not found")
+        super().__init__("station", station_id)
 
 
-class StationBusy(Exception):
+class StationBusy(errors.Busy):
     """Too many concurrent updates of one station; the client may retry."""
 
 

@@ -38,12 +38,17 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.datasets.report import LoadReport
-from indexes.datasets.shape import Dataset, Interner, make_items, sequences_from_interactions
+from indexes.datasets.report import FileReport, LoadReport
+from indexes.datasets.shape import Dataset, Interner, Items, dataset_from_counts, make_items
 from indexes.datasets.tables import (
     BadRow,
+    Fields,
+    Rows,
+    add_count,
     count_matrix,
     id_column_spec,
+    is_duplicate,
+    loaded_rows,
     open_table,
     parse_count,
     read_ids,
@@ -73,119 +78,134 @@ def load_hetrec(directory: Path) -> Dataset:
             f"(expected {', '.join(COLUMNS)})"
         )
     report = LoadReport()
-
-    # artists.dat: the catalogue, in file order
-    artists = Interner()
-    artist_names: list[str] = []
-    out, columns, rows = open_table(
-        directory / ARTISTS, report, required=COLUMNS[ARTISTS], split=split_tab
+    artists = _read_artists(*_open(directory, ARTISTS, report))
+    tag_names, tag_column = _read_tags(*_open(directory, TAGS, report))
+    users, plays = _read_plays(*_open(directory, USER_ARTISTS, report), artists=artists)
+    assignments = _read_assignments(
+        *_open(directory, USER_TAGGED, report), artists=artists, tag_column=tag_column
     )
-    id_columns = id_column_spec(columns, ("id",))
-    i_name = columns["name"]
-    for line, fields in rows:
-        try:
-            (artist,) = read_ids(fields, id_columns)
-        except BadRow as exc:
-            out.bad_row(line=line, reason=str(exc))
-            continue
-        out.loaded += 1
-        if artist in artists:
-            out.duplicates += 1
-            continue
-        artists.get(artist)
-        artist_names.append(fields[i_name] or artist)
-
-    # tags.dat: tag id -> tag column (one column per distinct value)
-    tags = Interner()
-    tag_column: dict[str, int] = {}
-    out, columns, rows = open_table(
-        directory / TAGS, report, required=COLUMNS[TAGS], split=split_tab
-    )
-    id_columns = id_column_spec(columns, COLUMNS[TAGS])
-    for line, fields in rows:
-        try:
-            tag_id, value = read_ids(fields, id_columns)
-        except BadRow as exc:
-            out.bad_row(line=line, reason=str(exc))
-            continue
-        out.loaded += 1
-        if tag_id in tag_column:
-            out.duplicates += 1
-            continue
-        tag_column[tag_id] = tags.get(value)
-
-    # user_artists.dat: play counts; unknown artists join the catalogue, named by their id
-    users = Interner()
-    plays: dict[tuple[int, int], float] = {}
-    out, columns, rows = open_table(
-        directory / USER_ARTISTS, report, required=COLUMNS[USER_ARTISTS], split=split_tab
-    )
-    id_columns = id_column_spec(columns, ("userID", "artistID"))
-    i_weight = columns["weight"]
-    for line, fields in rows:
-        try:
-            user, artist = read_ids(fields, id_columns)
-            weight = parse_count(fields[i_weight], "weight")
-        except BadRow as exc:
-            out.bad_row(line=line, reason=str(exc))
-            continue
-        a = artists.get(artist)
-        if a == len(artist_names):
-            artist_names.append(artist)
-        key = (users.get(user), a)
-        if key in plays:
-            plays[key] += weight
-            out.duplicates += 1
-        else:
-            plays[key] = weight
-        out.loaded += 1
-
-    # user_taggedartists.dat: distinct (user, artist, tag) assignments
-    assignments: set[tuple[str, int, int]] = set()
-    out, columns, rows = open_table(
-        directory / USER_TAGGED, report, required=COLUMNS[USER_TAGGED], split=split_tab
-    )
-    id_columns = id_column_spec(columns, COLUMNS[USER_TAGGED])
-    for line, fields in rows:
-        try:
-            user, artist, tag_id = read_ids(fields, id_columns)
-            a_row = artists.index.get(artist)
-            if a_row is None:
-                raise BadRow(f"artist {artist!r} is in neither {ARTISTS} nor {USER_ARTISTS}")
-            tag = tag_column.get(tag_id)
-            if tag is None:
-                raise BadRow(f"tagID {tag_id!r} is not in {TAGS}")
-        except BadRow as exc:
-            out.bad_row(line=line, reason=str(exc))
-            continue
-        out.loaded += 1
-        assignment = (user, a_row, tag)
-        if assignment in assignments:
-            out.duplicates += 1
-            continue
-        assignments.add(assignment)
-
-    n = len(artists)
-    pairs = sorted((a, tag) for _, a, tag in assignments)
-    items = make_items(
-        track_ids=artists.ids,
-        track_names=artist_names,
-        track_artist=np.arange(n, dtype=np.int32),
-        artist_ids=artists.ids,
-        artist_names=artist_names,
-        tag_names=tags.ids,
-        tag_rows=[a for a, _ in pairs],
-        tag_cols=[tag for _, tag in pairs],
-        tag_weights=np.ones(len(pairs), dtype=np.float32),
-    )
-    interactions = count_matrix(plays, shape=(len(users), n))
-    return Dataset(
+    items = artists.items(tag_names=tag_names, assignments=assignments)
+    interactions = count_matrix(plays, shape=(len(users), items.n_tracks))
+    return dataset_from_counts(
         name=f"hetrec:{directory}",
         items=items,
-        user_ids=np.asarray(users.ids, dtype=str),
+        user_ids=users.ids,
         interactions=interactions,
-        sequences=sequences_from_interactions(interactions),
-        interactions_from_sequences=False,
         tracks_are_artists=True,
         report=report,
     )
+
+
+def _open(
+    directory: Path, name: str, report: LoadReport
+) -> tuple[FileReport, dict[str, int], Rows]:
+    return open_table(directory / name, report, required=COLUMNS[name], split=split_tab)
+
+
+class _Artists:
+    """The catalogue: artist ids (rows in order) and names (the id where there is none)."""
+
+    def __init__(self) -> None:
+        self.ids = Interner()
+        self.names: list[str] = []
+
+    def items(self, *, tag_names: list[str], assignments: set[tuple[str, int, int]]) -> Items:
+        """One pseudo-track per artist; the weight of (artist, tag) is the number of distinct
+        users who applied the tag to the artist."""
+        pairs = sorted((a, tag) for _, a, tag in assignments)
+        return make_items(
+            track_ids=self.ids.ids,
+            track_names=self.names,
+            track_artist=np.arange(len(self.ids), dtype=np.int32),
+            artist_ids=self.ids.ids,
+            artist_names=self.names,
+            tag_names=tag_names,
+            tag_rows=[a for a, _ in pairs],
+            tag_cols=[tag for _, tag in pairs],
+            tag_weights=np.ones(len(pairs), dtype=np.float32),
+        )
+
+    def row(self, artist: str) -> int:
+        """The artist's row; an artist new to the catalogue joins it, named by its id."""
+        a = self.ids.get(artist)
+        if a == len(self.names):
+            self.names.append(artist)
+        return a
+
+
+def _read_artists(out: FileReport, columns: dict[str, int], rows: Rows) -> _Artists:
+    """artists.dat: the catalogue, in file order; a repeated id keeps its first name."""
+    id_columns = id_column_spec(columns, ("id",))
+    i_name = columns["name"]
+
+    def parse(fields: Fields) -> tuple[str, str]:
+        (artist,) = read_ids(fields, id_columns)
+        return artist, fields[i_name]
+
+    artists = _Artists()
+    for artist, name in loaded_rows(rows, out=out, parse=parse):
+        if not is_duplicate(artist, artists.ids, out=out):
+            artists.ids.get(artist)
+            artists.names.append(name or artist)
+    return artists
+
+
+def _read_tags(
+    out: FileReport, columns: dict[str, int], rows: Rows
+) -> tuple[list[str], dict[str, int]]:
+    """tags.dat: the tag names (one per distinct value) and tag id -> tag column."""
+    tags = Interner()
+    tag_column: dict[str, int] = {}
+    id_columns = id_column_spec(columns, COLUMNS[TAGS])
+    for tag_id, value in loaded_rows(rows, out=out, parse=lambda f: read_ids(f, id_columns)):
+        if not is_duplicate(tag_id, tag_column, out=out):
+            tag_column[tag_id] = tags.get(value)
+    return tags.ids, tag_column
+
+
+def _read_plays(
+    out: FileReport, columns: dict[str, int], rows: Rows, *, artists: _Artists
+) -> tuple[Interner, dict[tuple[int, int], float]]:
+    """user_artists.dat: the users and their (user, artist) play counts; unknown artists join
+    the catalogue."""
+    id_columns = id_column_spec(columns, ("userID", "artistID"))
+    i_weight = columns["weight"]
+
+    def parse(fields: Fields) -> tuple[str, str, float]:
+        user, artist = read_ids(fields, id_columns)
+        return user, artist, parse_count(fields[i_weight], "weight")
+
+    users = Interner()
+    plays: dict[tuple[int, int], float] = {}
+    for user, artist, weight in loaded_rows(rows, out=out, parse=parse):
+        a = artists.row(artist)
+        add_count(plays, (users.get(user), a), weight, out=out)
+    return users, plays
+
+
+def _read_assignments(
+    out: FileReport,
+    columns: dict[str, int],
+    rows: Rows,
+    *,
+    artists: _Artists,
+    tag_column: dict[str, int],
+) -> set[tuple[str, int, int]]:
+    """user_taggedartists.dat: the distinct (user, artist row, tag column) assignments."""
+    id_columns = id_column_spec(columns, COLUMNS[USER_TAGGED])
+
+    def parse(fields: Fields) -> tuple[str, int, int]:
+        user, artist, tag_id = read_ids(fields, id_columns)
+        a_row = artists.ids.index.get(artist)
+        if a_row is None:
+            raise BadRow(f"artist {artist!r} is in neither {ARTISTS} nor {USER_ARTISTS}")
+        tag = tag_column.get(tag_id)
+        if tag is None:
+            raise BadRow(f"tagID {tag_id!r} is not in {TAGS}")
+        return user, a_row, tag
+
+    assignments: set[tuple[str, int, int]] = set()
+    for assignment in loaded_rows(rows, out=out, parse=parse):
+        if not is_duplicate(assignment, assignments, out=out):
+            assignments.add(assignment)
+    return assignments

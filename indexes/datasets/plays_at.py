@@ -56,21 +56,35 @@ import math
 import re
 import unicodedata
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
+from indexes.datasets.catalogue import Catalogue
 from indexes.datasets.report import LoadReport
-from indexes.datasets.sessions_csv import parse_timestamp
 from indexes.datasets.shape import Dataset, Interner, Sequences, dataset_from_sequences
-from indexes.datasets.tables import BadRow, Catalogue, id_column_spec, open_table, read_ids
+from indexes.datasets.tables import (
+    BadRow,
+    Fields,
+    IdColumns,
+    id_column_spec,
+    is_duplicate,
+    loaded_rows,
+    open_table,
+    parse_timestamp,
+    read_ids,
+)
 
 REQUIRED = ("artist", "title")
 TIME_COLUMNS = ("timestamp", "played_at")
 USER_COLUMNS = ("user", "listener")
 DEFAULT_LISTENER = "station"
+
+_Play = tuple[int, float, int]  # (user row, time, track row) of a loaded play
 
 _MARKER = r"(?:(?:feat|ft)\.\s*|(?:feat|ft)\s+|featuring\s+)"
 _BRACKETED = re.compile(r"\s*[(\[]\s*(?:" + _MARKER + r"|with\s+)[^)\]]*[)\]]")
@@ -141,89 +155,129 @@ def load_plays_at(path: Path, *, session_gap_minutes: float = 60.0) -> Dataset:
     report = LoadReport()
     source = _GzipPath(path) if path.name.lower().endswith(".gz") else path
     out, columns, rows = open_table(source, report, required=REQUIRED, one_of=TIME_COLUMNS)
-    time_name = next(name for name in TIME_COLUMNS if name in columns)
-    i_time = columns[time_name]
-    i_artist = columns["artist"]
-    i_title = columns["title"]
-    user_name = next((name for name in USER_COLUMNS if name in columns), None)
-    user_column = id_column_spec(columns, (user_name,)) if user_name is not None else ()
-
+    row_of = _PlayRows.of(columns)
+    tracks = _Tracks()
     users = Interner()
-    if not user_column:
+    if not row_of.user:
         users.get(_listener_name(path))
-    catalogue = Catalogue()
-    # (artist, title) as written -> track row, or the reason the pair is a bad row
-    known: dict[tuple[str, str], int | str] = {}
-    row_user: list[int] = []
-    row_time: list[float] = []
-    row_track: list[int] = []
-    seen: set[tuple[int, float, int]] = set()
-    for line, fields in rows:
-        try:
-            artist = fields[i_artist]
-            title = fields[i_title]
-            if not artist:
-                raise BadRow("empty artist")
-            if not title:
-                raise BadRow("empty title")
-            user = read_ids(fields, user_column)[0] if user_column else ""
-            when = parse_timestamp(fields[i_time], time_name)
-            t = known.get((artist, title))
-            if t is None:
-                t = _add_track(catalogue, artist, title)
-                known[(artist, title)] = t
-            if isinstance(t, str):
-                raise BadRow(t)
-        except BadRow as exc:
-            out.bad_row(line=line, reason=str(exc))
-            continue
-        out.loaded += 1
-        u = users.get(user) if user_column else 0
-        key = (u, when, t)
-        if key in seen:
-            out.duplicates += 1
-            continue
-        seen.add(key)
-        row_user.append(u)
-        row_time.append(when)
-        row_track.append(t)
+    plays: list[_Play] = []
+    seen: set[_Play] = set()
+    for user, when, track in loaded_rows(rows, out=out, parse=lambda f: row_of.parse(f, tracks)):
+        play = (users.get(user) if row_of.user else 0, when, track)
+        if not is_duplicate(play, seen, out=out):
+            seen.add(play)
+            plays.append(play)
+    sequences, user_ids = _sessions(
+        plays,
+        users=users.ids,
+        per_listener=not row_of.user,
+        gap_seconds=session_gap_minutes * 60.0,
+    )
+    return dataset_from_sequences(
+        name=f"plays-at:{path}",
+        items=tracks.catalogue.items(),
+        user_ids=user_ids,
+        sequences=sequences,
+        report=report,
+    )
 
-    items = catalogue.items()
-    user_of_row = np.asarray(row_user, dtype=np.int64)
-    time_of_row = np.asarray(row_time, dtype=np.float64)
-    order = np.lexsort((np.arange(len(row_track)), time_of_row, user_of_row))
+
+@dataclass(frozen=True)
+class _PlayRows:
+    """Where a file's columns are, to read its rows."""
+
+    time_column: str
+    time: int
+    artist: int
+    title: int
+    user: IdColumns  # empty without a user column
+
+    @classmethod
+    def of(cls, columns: dict[str, int]) -> _PlayRows:
+        time_column = next(name for name in TIME_COLUMNS if name in columns)
+        user_column = next((name for name in USER_COLUMNS if name in columns), None)
+        return cls(
+            time_column=time_column,
+            time=columns[time_column],
+            artist=columns["artist"],
+            title=columns["title"],
+            user=id_column_spec(columns, (user_column,)) if user_column is not None else (),
+        )
+
+    def parse(self, fields: Fields, tracks: _Tracks) -> tuple[str, float, int]:
+        """(user, time, track row) of a row ("" as the user without a user column); raises
+        `BadRow` (see the module docstring for why)."""
+        artist = fields[self.artist]
+        title = fields[self.title]
+        if not artist:
+            raise BadRow("empty artist")
+        if not title:
+            raise BadRow("empty title")
+        user = read_ids(fields, self.user)[0] if self.user else ""
+        when = parse_timestamp(fields[self.time], self.time_column)
+        return user, when, tracks.row(artist, title)
+
+
+class _Tracks:
+    """The catalogue of the loaded rows, and the track row of each (artist, title) as written."""
+
+    def __init__(self) -> None:
+        self.catalogue = Catalogue()
+        # (artist, title) as written -> track row, or the reason the pair is a bad row
+        self.known: dict[tuple[str, str], int | str] = {}
+
+    def row(self, artist: str, title: str) -> int:
+        """The track row of (artist, title); raises `BadRow` when the pair cannot be loaded."""
+        t = self.known.get((artist, title))
+        if t is None:
+            t = _add_track(self.catalogue, artist, title)
+            self.known[(artist, title)] = t
+        if isinstance(t, str):
+            raise BadRow(t)
+        return t
+
+
+def _sessions(
+    plays: list[_Play], *, users: list[str], per_listener: bool, gap_seconds: float
+) -> tuple[Sequences, list[str]]:
+    """The plays in (user, time, file) order cut into sessions where the gap to the next play
+    exceeds `gap_seconds`, and the user ids; with `per_listener` (a file without a user column,
+    `users` the one listener) each session is its own user."""
+    user_of_row = np.asarray([p[0] for p in plays], dtype=np.int64)
+    time_of_row = np.asarray([p[1] for p in plays], dtype=np.float64)
+    order = np.lexsort((np.arange(len(plays)), time_of_row, user_of_row))
     user_sorted = user_of_row[order]
     times = time_of_row[order]
-    n = len(order)
-    first = np.ones(n, dtype=bool)
-    first[1:] = (user_sorted[1:] != user_sorted[:-1]) | (
-        np.diff(times) > session_gap_minutes * 60.0
-    )
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (user_sorted[1:] != user_sorted[:-1]) | (np.diff(times) > gap_seconds)
     starts = np.flatnonzero(first)
-    indptr = np.append(starts, n).astype(np.int64)
     seq_start = times[starts]
-    if not user_column:
-        listener = users.ids[0]
-        users = Interner()
-        for start in seq_start.tolist():
-            label = f"{listener}@{_time_label(start)}"
-            while label in users:  # starts closer than the label's resolution
-                label += "'"
-            users.get(label)
+    if per_listener:
+        users = _session_users(users[0], seq_start)
         seq_user = np.arange(len(starts), dtype=np.int32)
     else:
         seq_user = user_sorted[starts].astype(np.int32)
     sequences = Sequences(
-        indptr=indptr,
-        items=np.asarray(row_track, dtype=np.int32)[order],
+        indptr=np.append(starts, len(order)).astype(np.int64),
+        items=np.asarray([p[2] for p in plays], dtype=np.int32)[order],
         user=seq_user,
         timestamp=seq_start,
         ordered=True,
         times=times,
     )
-    return dataset_from_sequences(
-        name=f"plays-at:{path}", items=items, user_ids=users.ids, sequences=sequences, report=report
-    )
+    return sequences, users
+
+
+def _session_users(listener: str, starts: NDArray[np.float64]) -> list[str]:
+    """``<listener>@<ISO start time>`` per session, made distinct where starts are closer than
+    the label's resolution."""
+    users = Interner()
+    for start in starts.tolist():
+        label = f"{listener}@{_time_label(start)}"
+        while label in users:
+            label += "'"
+        users.get(label)
+    return users.ids
 
 
 def _add_track(catalogue: Catalogue, artist: str, title: str) -> int | str:

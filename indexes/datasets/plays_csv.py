@@ -32,29 +32,29 @@ times (NaN for a user with no plays); this is what feeds the recency-weighted po
 `indexes.signals`.
 Without the column, ``times`` is None and the timestamps are NaN.
 
-Decoding, table reading, row validation and the track catalogue live in `indexes.datasets.tables`,
-shared with the other text loaders.
+Decoding, table reading and row validation live in `indexes.datasets.tables`, the track catalogue
+in `indexes.datasets.catalogue`, shared with the other text loaders.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from indexes.datasets.catalogue import Catalogue, NameColumns
 from indexes.datasets.report import LoadReport
-from indexes.datasets.sessions_csv import parse_timestamp
-from indexes.datasets.shape import Dataset, Interner, sequences_from_interactions
+from indexes.datasets.shape import Dataset, Interner, dataset_from_counts
 from indexes.datasets.tables import (
-    BadRow,
-    Catalogue,
+    Fields,
+    IdColumns,
+    add_count,
     count_matrix,
     id_column_spec,
+    loaded_rows,
     open_table,
-    optional,
     parse_count,
+    parse_timestamp,
     read_ids,
-    split_tags,
 )
 
 REQUIRED = ("user", "track", "artist", "count")
@@ -66,54 +66,73 @@ def load_plays_csv(path: Path) -> Dataset:
     path = Path(path)
     report = LoadReport()
     out, columns, rows = open_table(path, report, required=REQUIRED)
-    id_columns = id_column_spec(columns, ("user", "track", "artist"))
-    i_count = columns["count"]
-    i_track_name = columns.get("track_name")
-    i_artist_name = columns.get("artist_name")
-    i_tags = columns.get("tags")
-    time_column = next((name for name in TIME_COLUMNS if name in columns), "")
-    i_time = columns.get(time_column)
-
+    row_of = _PlayRows.of(columns)
+    names = NameColumns.of(columns)
     users = Interner()
     catalogue = Catalogue()
     plays: dict[tuple[int, int], float] = {}
     times: dict[tuple[int, int], float] = {}
-    for line, fields in rows:
-        try:
-            user, track, artist = read_ids(fields, id_columns)
-            count = parse_count(fields[i_count], "count")
-            timestamp = parse_timestamp(fields[i_time], time_column) if i_time is not None else 0.0
-            catalogue.check(track, artist)
-        except BadRow as exc:
-            out.bad_row(line=line, reason=str(exc))
-            continue
-        t = catalogue.add(
-            track=track,
-            artist=artist,
-            track_name=optional(fields, i_track_name),
-            artist_name=optional(fields, i_artist_name),
-            tags=split_tags(optional(fields, i_tags)),
-        )
-        key = (users.get(user), t)
-        if key in plays:
-            plays[key] += count
-            out.duplicates += 1
-        else:
-            plays[key] = count
-        if i_time is not None:
-            times[key] = max(timestamp, times.get(key, timestamp))
-        out.loaded += 1
-
+    for play in loaded_rows(rows, out=out, parse=lambda f: row_of.parse(f, catalogue=catalogue)):
+        t = catalogue.add_row(play.fields, track=play.track, artist=play.artist, names=names)
+        key = (users.get(play.user), t)
+        add_count(plays, key, play.count, out=out)
+        if row_of.timed:
+            times[key] = max(play.timestamp, times.get(key, play.timestamp))
     items = catalogue.items()
     interactions = count_matrix(plays, shape=(len(users), items.n_tracks))
-    return Dataset(
+    return dataset_from_counts(
         name=f"plays:{path}",
         items=items,
-        user_ids=np.asarray(users.ids, dtype=str),
+        user_ids=users.ids,
         interactions=interactions,
-        sequences=sequences_from_interactions(
-            interactions, times=times if i_time is not None else None
-        ),
-        interactions_from_sequences=False,
+        times=times if row_of.timed else None,
         report=report,
     )
+
+
+@dataclass(frozen=True)
+class _Play:
+    """One row: who played which track of which artist, how often, and when (0 untimed)."""
+
+    fields: Fields
+    user: str
+    track: str
+    artist: str
+    count: float
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class _PlayRows:
+    """Where a file's columns are, to read its rows."""
+
+    ids: IdColumns
+    count: int
+    time_column: str  # "" without one
+    time: int | None
+
+    @property
+    def timed(self) -> bool:
+        return self.time is not None
+
+    @classmethod
+    def of(cls, columns: dict[str, int]) -> _PlayRows:
+        time_column = next((name for name in TIME_COLUMNS if name in columns), "")
+        return cls(
+            ids=id_column_spec(columns, ("user", "track", "artist")),
+            count=columns["count"],
+            time_column=time_column,
+            time=columns.get(time_column),
+        )
+
+    def parse(self, fields: Fields, *, catalogue: Catalogue) -> _Play:
+        """The row's play; raises `BadRow` (see the module docstring for why)."""
+        user, track, artist = read_ids(fields, self.ids)
+        count = parse_count(fields[self.count], "count")
+        timestamp = (
+            parse_timestamp(fields[self.time], self.time_column) if self.time is not None else 0.0
+        )
+        catalogue.check(track, artist)
+        return _Play(
+            fields=fields, user=user, track=track, artist=artist, count=count, timestamp=timestamp
+        )

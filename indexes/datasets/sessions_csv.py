@@ -31,21 +31,24 @@ Rules:
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from indexes.datasets.catalogue import Catalogue, NameColumns
 from indexes.datasets.report import LoadReport
 from indexes.datasets.shape import Dataset, Interner, Sequences, dataset_from_sequences
 from indexes.datasets.tables import (
     BadRow,
-    Catalogue,
+    Fields,
+    IdColumns,
     id_column_spec,
+    is_duplicate,
+    loaded_rows,
     open_table,
-    optional,
+    parse_timestamp,
     read_ids,
-    split_tags,
 )
 
 REQUIRED = ("session", "track", "artist")
@@ -64,106 +67,140 @@ def _parse_position(text: str) -> int:
     return value
 
 
-def parse_timestamp(text: str, column: str = "timestamp") -> float:
-    """Unix seconds from a number or an ISO 8601 date-time; raises `BadRow` otherwise.
-
-    ISO times without a zone are taken as UTC. `column` names the field in the reason.
-    """
-    try:
-        value = float(text)
-    except ValueError:
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise BadRow(f"{column} {text!r} is neither unix seconds nor ISO 8601") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        value = moment.timestamp()
-    if not math.isfinite(value):
-        raise BadRow(f"{column} {text!r} is not finite")
-    return value
-
-
 def load_sessions_csv(path: Path) -> Dataset:
     """Loads a sessions CSV (session, position or timestamp, track, artist; see the docstring)."""
     path = Path(path)
     report = LoadReport()
     out, columns, rows = open_table(path, report, required=REQUIRED, one_of=ORDER_COLUMNS)
-    id_columns = id_column_spec(columns, REQUIRED)
-    user_column = id_column_spec(columns, ("user",)) if "user" in columns else ()
-    i_position = columns.get("position")
-    i_timestamp = columns.get("timestamp")
-    i_track_name = columns.get("track_name")
-    i_artist_name = columns.get("artist_name")
-    i_tags = columns.get("tags")
-
-    sessions = Interner()
-    users = Interner()
+    row_of = _SessionRows.of(columns)
+    names = NameColumns.of(columns)
     catalogue = Catalogue()
-    session_user: list[int] = []
-    session_start: list[float] = []
-    row_session: list[int] = []
-    row_key: list[float] = []
-    row_time: list[float] = []
-    row_track: list[int] = []
-    seen: set[tuple[str, float, str]] = set()
-    for line, fields in rows:
-        try:
-            session, track, artist = read_ids(fields, id_columns)
-            user = read_ids(fields, user_column)[0] if user_column else session
-            position = _parse_position(fields[i_position]) if i_position is not None else 0
-            timestamp = (
-                parse_timestamp(fields[i_timestamp]) if i_timestamp is not None else math.nan
-            )
-            catalogue.check(track, artist)
-            s = sessions.index.get(session)
-            if s is not None and users.ids[session_user[s]] != user:
-                first = users.ids[session_user[s]]
-                raise BadRow(
-                    f"session {session!r} listed under user {user!r}, first seen under {first!r}"
-                )
-        except BadRow as exc:
-            out.bad_row(line=line, reason=str(exc))
-            continue
-        key = position if i_position is not None else timestamp
-        if (session, key, track) in seen:
-            out.duplicates += 1
-            out.loaded += 1
-            continue
-        seen.add((session, key, track))
-        t = catalogue.add(
-            track=track,
-            artist=artist,
-            track_name=optional(fields, i_track_name),
-            artist_name=optional(fields, i_artist_name),
-            tags=split_tags(optional(fields, i_tags)),
-        )
-        s = sessions.get(session)
-        if s == len(session_user):
-            session_user.append(users.get(user))
-            session_start.append(timestamp)
-        elif timestamp < session_start[s]:
-            session_start[s] = timestamp
-        row_session.append(s)
-        row_key.append(key)
-        row_time.append(timestamp)
-        row_track.append(t)
-        out.loaded += 1
+    log = _SessionLog()
 
-    items = catalogue.items()
-    seq_of_row = np.asarray(row_session, dtype=np.int64)
-    keys = np.asarray(row_key, dtype=np.int64 if i_position is not None else np.float64)
-    order = np.lexsort((np.arange(len(row_track)), keys, seq_of_row))
-    indptr = np.zeros(len(sessions) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(seq_of_row, minlength=len(sessions)), out=indptr[1:])
-    sequences = Sequences(
-        indptr=indptr,
-        items=np.asarray(row_track, dtype=np.int32)[order],
-        user=np.asarray(session_user, dtype=np.int32),
-        timestamp=np.asarray(session_start, dtype=np.float64),
-        ordered=True,
-        times=np.asarray(row_time, dtype=np.float64)[order] if i_timestamp is not None else None,
+    def parse(fields: Fields) -> _Row:
+        return row_of.parse(fields, catalogue=catalogue, log=log)
+
+    for row in loaded_rows(rows, out=out, parse=parse):
+        key = row.position if row_of.position is not None else row.timestamp
+        if is_duplicate((row.session, key, row.track), log.seen, out=out):
+            continue
+        log.seen.add((row.session, key, row.track))
+        t = catalogue.add_row(row.fields, track=row.track, artist=row.artist, names=names)
+        log.add(row, key=key, track=t)
+    sequences = log.sequences(
+        by_position=row_of.position is not None, timed=row_of.timestamp is not None
     )
     return dataset_from_sequences(
-        name=f"sessions:{path}", items=items, user_ids=users.ids, sequences=sequences, report=report
+        name=f"sessions:{path}",
+        items=catalogue.items(),
+        user_ids=log.users.ids,
+        sequences=sequences,
+        report=report,
     )
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One row: a session's play of a track, its position (0 without the column) and time
+    (NaN without the column)."""
+
+    fields: Fields
+    session: str
+    track: str
+    artist: str
+    user: str
+    position: int
+    timestamp: float
+
+
+@dataclass
+class _SessionLog:
+    """The sessions of the loaded rows (in order of first appearance), their users and start
+    times, and each row's session, order key, time and track row."""
+
+    sessions: Interner = field(default_factory=Interner)
+    users: Interner = field(default_factory=Interner)
+    session_user: list[int] = field(default_factory=list)
+    session_start: list[float] = field(default_factory=list)
+    row_session: list[int] = field(default_factory=list)
+    row_key: list[float] = field(default_factory=list)
+    row_time: list[float] = field(default_factory=list)
+    row_track: list[int] = field(default_factory=list)
+    seen: set[tuple[str, float, str]] = field(default_factory=set)  # (session, key, track)
+
+    def check_user(self, session: str, user: str) -> None:
+        """Raises `BadRow` when `session` is already listed under another user."""
+        s = self.sessions.index.get(session)
+        if s is not None and self.users.ids[self.session_user[s]] != user:
+            first = self.users.ids[self.session_user[s]]
+            raise BadRow(
+                f"session {session!r} listed under user {user!r}, first seen under {first!r}"
+            )
+
+    def add(self, row: _Row, *, key: float, track: int) -> None:
+        s = self.sessions.get(row.session)
+        if s == len(self.session_user):
+            self.session_user.append(self.users.get(row.user))
+            self.session_start.append(row.timestamp)
+        elif row.timestamp < self.session_start[s]:
+            self.session_start[s] = row.timestamp
+        self.row_session.append(s)
+        self.row_key.append(key)
+        self.row_time.append(row.timestamp)
+        self.row_track.append(track)
+
+    def sequences(self, *, by_position: bool, timed: bool) -> Sequences:
+        """One sequence per session, its rows by key (position or time), ties in file order."""
+        seq_of_row = np.asarray(self.row_session, dtype=np.int64)
+        keys = np.asarray(self.row_key, dtype=np.int64 if by_position else np.float64)
+        order = np.lexsort((np.arange(len(self.row_track)), keys, seq_of_row))
+        n_sessions = len(self.sessions)
+        indptr = np.zeros(n_sessions + 1, dtype=np.int64)
+        np.cumsum(np.bincount(seq_of_row, minlength=n_sessions), out=indptr[1:])
+        return Sequences(
+            indptr=indptr,
+            items=np.asarray(self.row_track, dtype=np.int32)[order],
+            user=np.asarray(self.session_user, dtype=np.int32),
+            timestamp=np.asarray(self.session_start, dtype=np.float64),
+            ordered=True,
+            times=np.asarray(self.row_time, dtype=np.float64)[order] if timed else None,
+        )
+
+
+@dataclass(frozen=True)
+class _SessionRows:
+    """Where a file's columns are, to read its rows."""
+
+    ids: IdColumns  # session, track, artist
+    user: IdColumns  # empty without a user column
+    position: int | None
+    timestamp: int | None
+
+    @classmethod
+    def of(cls, columns: dict[str, int]) -> _SessionRows:
+        return cls(
+            ids=id_column_spec(columns, REQUIRED),
+            user=id_column_spec(columns, ("user",)) if "user" in columns else (),
+            position=columns.get("position"),
+            timestamp=columns.get("timestamp"),
+        )
+
+    def parse(self, fields: Fields, *, catalogue: Catalogue, log: _SessionLog) -> _Row:
+        """The row; raises `BadRow` (see the module docstring for why)."""
+        session, track, artist = read_ids(fields, self.ids)
+        user = read_ids(fields, self.user)[0] if self.user else session
+        position = _parse_position(fields[self.position]) if self.position is not None else 0
+        timestamp = (
+            parse_timestamp(fields[self.timestamp]) if self.timestamp is not None else math.nan
+        )
+        catalogue.check(track, artist)
+        log.check_user(session, user)
+        return _Row(
+            fields=fields,
+            session=session,
+            track=track,
+            artist=artist,
+            user=user,
+            position=position,
+            timestamp=timestamp,
+        )

@@ -254,6 +254,30 @@ def dataset_from_sequences(
     )
 
 
+def dataset_from_counts(
+    *,
+    name: str,
+    items: Items,
+    user_ids: list[str],
+    interactions: sparse.csr_matrix,
+    report: LoadReport,
+    times: dict[tuple[int, int], float] | None = None,
+    tracks_are_artists: bool = False,
+) -> Dataset:
+    """A data set of play counts without listening order (the loaders of aggregated counts):
+    one unordered sequence per user (`sequences_from_interactions`, with `times`)."""
+    return Dataset(
+        name=name,
+        items=items,
+        user_ids=np.asarray(user_ids, dtype=str),
+        interactions=interactions,
+        sequences=sequences_from_interactions(interactions, times=times),
+        interactions_from_sequences=False,
+        tracks_are_artists=tracks_are_artists,
+        report=report,
+    )
+
+
 def interactions_from_sequences(
     seqs: Sequences, *, n_users: int, n_tracks: int
 ) -> sparse.csr_matrix:
@@ -312,8 +336,8 @@ def make_items(
     artist_ids: list[str],
     artist_names: list[str],
     tag_names: list[str],
-    tag_rows: list[int] | IntArray,
-    tag_cols: list[int] | IntArray,
+    tag_rows: list[int] | NDArray[np.integer[Any]],
+    tag_cols: list[int] | NDArray[np.integer[Any]],
     tag_weights: list[float] | NDArray[np.float32],
 ) -> Items:
     """Builds and validates `Items` from plain lists (duplicate tag entries are summed)."""

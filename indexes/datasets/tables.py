@@ -1,7 +1,11 @@
 """Reading the text tables of real data sets: decoding, headers, rows, bad-row rules.
 
-Shared by every text loader (plays CSV, sessions CSV, HetRec), so that they all decode the same
-way (UTF-8, latin-1 for lines that are not UTF-8, no BOM) and report bad rows the same way.
+Shared by every text loader (plays CSV, sessions CSV, plays-at log, HetRec), so that they all
+decode the same way (UTF-8, latin-1 for lines that are not UTF-8, no BOM), parse fields the same
+way and account for their rows the same way: `loaded_rows` reports a row its parser rejects as
+bad (with the line and the reason) and counts every other row as loaded, so that
+``rows == loaded + bad``; `is_duplicate` and `add_count` count the rows merged into an earlier
+one. The track catalogue they build from their rows is `indexes.datasets.catalogue`.
 
 Ids are read exactly as written: `read_ids` does not strip them, so an id such as
 ``"shy fx & t-power - "`` (trailing space) or ``" intro"`` comes out of the loader, into the bundle
@@ -14,18 +18,15 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from scipy import sparse
 
 from indexes.datasets.report import FileReport, LoadReport
-from indexes.datasets.shape import (
-    Interner,
-    Items,
-    make_items,
-)
 
 BOM = b"\xef\xbb\xbf"
 
@@ -49,6 +50,8 @@ class Fields(list[str]):
 
 
 Rows = Iterator[tuple[int, Fields]]
+T = TypeVar("T")
+K = TypeVar("K")
 
 
 def decode_lines(path: Path) -> list[str]:
@@ -111,6 +114,17 @@ def open_table(
         header = [name.strip().lower() for name in split(lines[header_at])]
     except csv.Error as exc:
         raise ValueError(f"{path}: malformed header line ({exc})") from exc
+    columns = _header_columns(path, header, required=required, one_of=one_of)
+    file_report = report.file(str(path))
+    file_report.blank += header_at
+    rows = data_rows(lines, start=header_at + 1, width=len(header), split=split, out=file_report)
+    return file_report, columns, rows
+
+
+def _header_columns(
+    path: Path, header: list[str], *, required: Sequence[str], one_of: Sequence[str]
+) -> dict[str, int]:
+    """Column name -> field index; raises `ValueError` for a repeated or a missing column."""
     columns: dict[str, int] = {}
     for index, name in enumerate(header):
         if name in columns:
@@ -124,10 +138,7 @@ def open_table(
             f"{path}: missing required column(s) {', '.join(missing)} "
             f"(header has: {', '.join(header)})"
         )
-    file_report = report.file(str(path))
-    file_report.blank += header_at
-    rows = data_rows(lines, start=header_at + 1, width=len(header), split=split, out=file_report)
-    return file_report, columns, rows
+    return columns
 
 
 def data_rows(
@@ -149,6 +160,40 @@ def data_rows(
             out.bad_row(line=number, reason=f"expected {width} fields, got {len(fields)}")
             continue
         yield number, Fields(fields)
+
+
+def loaded_rows(rows: Rows, *, out: FileReport, parse: Callable[[Fields], T]) -> Iterator[T]:
+    """What `parse` reads from each row, the row counted as loaded; a row for which it raises
+    `BadRow` is reported bad with its line number and the reason, and not loaded.
+
+    Rows are parsed one at a time, after the caller has handled the one before (`parse` may
+    look at what earlier rows loaded)."""
+    for line, fields in rows:
+        try:
+            value = parse(fields)
+        except BadRow as exc:
+            out.bad_row(line=line, reason=str(exc))
+            continue
+        out.loaded += 1
+        yield value
+
+
+def is_duplicate(key: object, seen: Container[object], *, out: FileReport) -> bool:
+    """True (and counted in ``duplicates``) when `key` is already in `seen`: a loaded row merged
+    into an earlier one. The caller adds a new key to `seen`."""
+    if key in seen:
+        out.duplicates += 1
+        return True
+    return False
+
+
+def add_count(counts: dict[K, float], key: K, value: float, *, out: FileReport) -> None:
+    """Adds `value` to `counts[key]`; a repeated key is a duplicate, summed into the first."""
+    if key in counts:
+        counts[key] += value
+        out.duplicates += 1
+    else:
+        counts[key] = value
 
 
 def id_column_spec(columns: dict[str, int], names: Sequence[str]) -> IdColumns:
@@ -188,6 +233,26 @@ def parse_count(text: str, column: str) -> float:
     return value
 
 
+def parse_timestamp(text: str, column: str = "timestamp") -> float:
+    """Unix seconds from a number or an ISO 8601 date-time; raises `BadRow` otherwise.
+
+    ISO times without a zone are taken as UTC. `column` names the field in the reason.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise BadRow(f"{column} {text!r} is neither unix seconds nor ISO 8601") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        value = moment.timestamp()
+    if not math.isfinite(value):
+        raise BadRow(f"{column} {text!r} is not finite")
+    return value
+
+
 def split_tags(text: str) -> list[str]:
     """Distinct non-empty tags of a ``|``-separated list, in order."""
     if not text:
@@ -207,59 +272,3 @@ def count_matrix(
     m.eliminate_zeros()
     m.sort_indices()
     return m
-
-
-class Catalogue:
-    """Tracks, artists and tags in order of first appearance on loaded rows."""
-
-    def __init__(self) -> None:
-        self.tracks = Interner()
-        self.artists = Interner()
-        self.tags = Interner()
-        self.track_artist: list[int] = []
-        self.track_names: list[str] = []
-        self.artist_names: list[str] = []
-        self.track_tags: set[tuple[int, int]] = set()
-
-    def check(self, track: str, artist: str) -> None:
-        """Raises `BadRow` when `track` is already listed under another artist."""
-        row = self.tracks.index.get(track)
-        if row is not None:
-            first = self.artists.ids[self.track_artist[row]]
-            if first != artist:
-                raise BadRow(
-                    f"track {track!r} listed under artist {artist!r}, first seen under {first!r}"
-                )
-
-    def add(
-        self, *, track: str, artist: str, track_name: str, artist_name: str, tags: Sequence[str]
-    ) -> int:
-        """Adds (or completes) a track and its artist; returns the track row. Call `check` first."""
-        a = self.artists.get(artist)
-        if a == len(self.artist_names):
-            self.artist_names.append(artist_name)
-        elif artist_name and not self.artist_names[a]:
-            self.artist_names[a] = artist_name
-        t = self.tracks.get(track)
-        if t == len(self.track_names):
-            self.track_names.append(track_name)
-            self.track_artist.append(a)
-        elif track_name and not self.track_names[t]:
-            self.track_names[t] = track_name
-        for tag in tags:
-            self.track_tags.add((t, self.tags.get(tag)))
-        return t
-
-    def items(self) -> Items:
-        pairs = sorted(self.track_tags)
-        return make_items(
-            track_ids=self.tracks.ids,
-            track_names=[n or i for n, i in zip(self.track_names, self.tracks.ids, strict=True)],
-            track_artist=self.track_artist,
-            artist_ids=self.artists.ids,
-            artist_names=[n or i for n, i in zip(self.artist_names, self.artists.ids, strict=True)],
-            tag_names=self.tags.ids,
-            tag_rows=[t for t, _ in pairs],
-            tag_cols=[g for _, g in pairs],
-            tag_weights=[1.0] * len(pairs),
-        )

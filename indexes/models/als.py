@@ -7,8 +7,9 @@ long-tailed counts of real listening data).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from scipy import sparse
@@ -21,6 +22,8 @@ MIN_LISTENERS = 5
 
 @dataclass(frozen=True)
 class AlsModel:
+    """Track and user factors of the confidence-weighted play matrix; artists from their tracks."""
+
     name: ClassVar[str] = "als"
     metric: ClassVar[str] = "angular"
     factors: int = 32
@@ -31,8 +34,7 @@ class AlsModel:
     # tracks with fewer listeners get no ALS vector (they stay cold in this model; word2vec,
     # content and co-occurrence still cover them). Their factors are little more than a copy of
     # their one or two listeners' vectors: noise that crowds every neighbourhood of the index
-    # (on the 1M synthetic catalogue, 44 % of the played tracks have 1 or 2 listeners and the
-    # ANN recall@10 of the ALS index at search_k 2000 is 0.69 with them, 0.95 from 5 up)
+    # and costs its recall at any search_k (loadtest/README.md, the ALS support filter)
     min_listeners: int = MIN_LISTENERS
 
     @property
@@ -65,6 +67,16 @@ class AlsModel:
         )
         track_mask = listeners >= max(1, self.min_listeners)
         tracks[~track_mask] = 0.0
+        return Vectors(
+            tracks=tracks,
+            track_mask=track_mask,
+            artists=artists,
+            artist_mask=artist_mask,
+            user_encoder=self._user_encoder(model),
+        )
+
+    def _user_encoder(self, model: Any) -> Callable[[sparse.csr_matrix], np.ndarray]:
+        from threadpoolctl import threadpool_limits
 
         def encode_users(plays: sparse.csr_matrix) -> np.ndarray:
             """One least-squares half step per user against the fitted item factors."""
@@ -73,13 +85,7 @@ class AlsModel:
                 users = model.recalculate_user(np.arange(c.shape[0]), c)
             return np.ascontiguousarray(users, dtype=np.float32).reshape(c.shape[0], self.factors)
 
-        return Vectors(
-            tracks=tracks,
-            track_mask=track_mask,
-            artists=artists,
-            artist_mask=artist_mask,
-            user_encoder=encode_users,
-        )
+        return encode_users
 
     def _confidence(self, plays: sparse.csr_matrix) -> sparse.csr_matrix:
         """alpha * c, where c is the count or log(1 + count); implicit adds the 1."""

@@ -7,62 +7,39 @@ ensemble. The product is computed in row blocks so memory stays bounded on big c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from indexes.bundle.neighbours import Neighbours
 from indexes.progress import Ticker
 
 
-@dataclass(frozen=True)
-class Neighbours:
-    """Top-N neighbours per item, CSR-style, each row sorted by score descending."""
-
-    indptr: NDArray[np.int64]
-    indices: NDArray[np.int32]
-    scores: NDArray[np.float32]
-
-    def row(self, i: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-        a, b = int(self.indptr[i]), int(self.indptr[i + 1])
-        return self.indices[a:b], self.scores[a:b]
-
-    @property
-    def n_items(self) -> int:
-        return len(self.indptr) - 1
+class CoocOptions(TypedDict, total=False):
+    top_n: int  # neighbours kept per item (100)
+    max_per_basket: int  # a longer basket keeps its heaviest items (200): the cost is quadratic
+    block_products: int  # products per row block (20M): the bound on memory
+    name: str  # what the progress lines call it
 
 
 def cooccurrence_neighbours(
-    baskets: sparse.csr_matrix,
-    *,
-    top_n: int = 100,
-    max_per_basket: int = 200,
-    block_products: int = 20_000_000,
-    name: str = "co-occurrence",
+    baskets: sparse.csr_matrix, **options: Unpack[CoocOptions]
 ) -> Neighbours:
     """Cosine neighbours of the columns of a baskets x items matrix (non-zero = present)."""
-    return _cooccurrence(
-        baskets, top_n=top_n, max_per_basket=max_per_basket, block_products=block_products,
-        name=name, counts=False,
-    )[0]  # fmt: skip
+    return _cooccurrence(baskets, counts=False, **options)[0]
 
 
 def cooccurrence_tables(
-    baskets: sparse.csr_matrix,
-    *,
-    top_n: int = 100,
-    max_per_basket: int = 200,
-    block_products: int = 20_000_000,
-    name: str = "co-occurrence",
+    baskets: sparse.csr_matrix, **options: Unpack[CoocOptions]
 ) -> tuple[Neighbours, Neighbours]:
     """(cosine neighbours, count neighbours) from one product: the top N by cosine and,
     separately, the top N by the plain count of baskets that hold both items (counts keep the
     popularity that cosine factors out: "what plays next" needs it, "similar" less so)."""
-    cos, count = _cooccurrence(
-        baskets, top_n=top_n, max_per_basket=max_per_basket, block_products=block_products,
-        name=name, counts=True,
-    )  # fmt: skip
+    cos, count = _cooccurrence(baskets, counts=True, **options)
     assert count is not None
     return cos, count
 
@@ -70,87 +47,106 @@ def cooccurrence_tables(
 def _cooccurrence(
     baskets: sparse.csr_matrix,
     *,
-    top_n: int,
-    max_per_basket: int,
-    block_products: int,
-    name: str,
     counts: bool,
+    top_n: int = 100,
+    max_per_basket: int = 200,
+    block_products: int = 20_000_000,
+    name: str = "co-occurrence",
 ) -> tuple[Neighbours, Neighbours | None]:
-    """Baskets longer than `max_per_basket` keep their heaviest items (the cost grows with the
-    square of basket length).
-    """
+    x = _presence(baskets, max_per_basket)
+    n_items = x.shape[1]
+    norm = np.sqrt(np.asarray(x.sum(axis=0)).ravel().astype(np.float32))  # sqrt of listeners
+    xt = sparse.csr_matrix(x.T)
+    cos_parts: list[_Top] = []
+    count_parts: list[_Top] = []
+    ticker = Ticker(name, total=n_items, unit="items")
+    for start, stop in _row_blocks(xt, x, block_products=block_products):
+        block = _Block.of(sparse.csr_matrix(xt[start:stop] @ x), start=start)
+        cos_parts.append(
+            block.top(block.together / (norm[start + block.rows] * norm[block.cols]), top_n=top_n)
+        )
+        if counts:
+            count_parts.append(block.top(block.together.astype(np.float32), top_n=top_n))
+        ticker.add(stop - start)
+    return _join(cos_parts, n_items), (_join(count_parts, n_items) if counts else None)
+
+
+def _presence(baskets: sparse.csr_matrix, max_per_basket: int) -> sparse.csr_matrix:
+    """1 where a basket holds an item; a basket longer than `max_per_basket` keeps its heaviest
+    items."""
     # a copy: the data is set to 1 below, and csr_matrix shares a float32 input's arrays
     x = sparse.csr_matrix(baskets, dtype=np.float32, copy=True)
     x.eliminate_zeros()
     x = _cap_rows(x, max_per_basket)
     x.data[:] = 1.0
-    n_items = x.shape[1]
-    listeners = np.asarray(x.sum(axis=0)).ravel().astype(np.float32)
-    norm = np.sqrt(listeners)
-    xt = sparse.csr_matrix(x.T)
+    return x
+
+
+def _row_blocks(
+    xt: sparse.csr_matrix, x: sparse.csr_matrix, *, block_products: int
+) -> Iterator[tuple[int, int]]:
+    """Consecutive (start, stop) rows of xt @ x whose products add up to `block_products` at
+    most (a row alone may exceed it)."""
     basket_len = np.diff(x.indptr).astype(np.int64)
     # work of row i of xt @ x = sum of the lengths of the baskets containing i
     work = np.asarray(xt @ basket_len).ravel()
-    cos_parts: list[tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]] = []
-    count_parts: list[tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]] = []
-    ticker = Ticker(name, total=n_items, unit="items")
-    start = 0
+    n_items, start = len(work), 0
     while start < n_items:
         stop = start + 1
         budget = work[start]
         while stop < n_items and budget + work[stop] <= block_products:
             budget += work[stop]
             stop += 1
-        block = sparse.csr_matrix(xt[start:stop] @ x)
-        rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
-        cols = block.indices
-        self_pair = start + rows == cols  # an item is not its own neighbour
-        cosine = block.data / (norm[start + rows] * norm[cols])
-        cosine[self_pair] = -1.0
-        cos_parts.append(_top_of_block(rows, cols, cosine, top_n=top_n, n_rows=stop - start))
-        if counts:
-            together = block.data.astype(np.float32)
-            together[self_pair] = -1.0
-            count_parts.append(
-                _top_of_block(rows, cols, together, top_n=top_n, n_rows=stop - start)
-            )
-        ticker.add(stop - start)
+        yield start, stop
         start = stop
-    return _join(cos_parts, n_items), (_join(count_parts, n_items) if counts else None)
 
 
-def _top_of_block(
-    rows: NDArray[np.int64],
-    cols: NDArray[np.int32],
-    data: NDArray[np.float32],
-    *,
-    top_n: int,
-    n_rows: int,
-) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]:
-    """Per row of a block (rows ascending), its top_n positive scores, best first."""
-    # one sort of a composite key: row ascending, then score descending (scores scaled into
-    # [0, 1]; twice as fast as a lexsort of the two keys)
-    scale = max(1.0, float(data.max(initial=0.0)))
-    order = np.argsort(rows * 4.0 + (1.0 - data / scale), kind="stable")
-    rows_sorted = rows[order]
-    first = np.searchsorted(rows_sorted, np.arange(n_rows))
-    rank = np.arange(len(order)) - first[rows_sorted]
-    keep_mask = (rank < top_n) & (data[order] > 0)
-    keep = order[keep_mask]
-    counts = np.bincount(rows_sorted[keep_mask], minlength=n_rows).astype(np.int64)
-    return counts, cols[keep].astype(np.int32), data[keep].astype(np.float32)
+# one block's top entries: (entries per row, their columns, their scores)
+_Top = tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]
 
 
-def _join(
-    parts: list[tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]], n_items: int
-) -> Neighbours:
-    indptr = np.zeros(n_items + 1, dtype=np.int64)
-    if parts:
-        np.cumsum(np.concatenate([p[0] for p in parts]), out=indptr[1:])
-    return Neighbours(
-        indptr=indptr,
-        indices=np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int32),
-        scores=np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, dtype=np.float32),
+@dataclass(frozen=True)
+class _Block:
+    """Rows start..start+n_rows-1 of the item x item product, as (row, col, baskets together)."""
+
+    rows: NDArray[np.int64]  # within the block
+    cols: NDArray[np.int32]
+    together: NDArray[np.float32]
+    n_rows: int
+    self_pair: NDArray[np.bool_]  # an item is not its own neighbour
+
+    @classmethod
+    def of(cls, block: sparse.csr_matrix, *, start: int) -> _Block:
+        rows = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+        return cls(
+            rows=rows, cols=block.indices, together=block.data, n_rows=block.shape[0],
+            self_pair=start + rows == block.indices,
+        )  # fmt: skip
+
+    def top(self, scores: NDArray[np.float32], *, top_n: int) -> _Top:
+        """Per row (rows ascending), its top_n positive `scores` (one per entry), best first."""
+        scores[self.self_pair] = -1.0
+        # one sort of a composite key: row ascending, then score descending (scores scaled into
+        # [0, 1]; cheaper than a lexsort of the two keys)
+        scale = max(1.0, float(scores.max(initial=0.0)))
+        order = np.argsort(self.rows * 4.0 + (1.0 - scores / scale), kind="stable")
+        rows_sorted = self.rows[order]
+        first = np.searchsorted(rows_sorted, np.arange(self.n_rows))
+        rank = np.arange(len(order)) - first[rows_sorted]
+        keep_mask = (rank < top_n) & (scores[order] > 0)
+        keep = order[keep_mask]
+        counts = np.bincount(rows_sorted[keep_mask], minlength=self.n_rows).astype(np.int64)
+        return counts, self.cols[keep].astype(np.int32), scores[keep].astype(np.float32)
+
+
+def _join(parts: list[_Top], n_items: int) -> Neighbours:
+    if not parts:
+        empty = np.zeros(n_items, dtype=np.int64)
+        return Neighbours.from_row_counts(empty, np.zeros(0, np.int32), np.zeros(0, np.float32))
+    return Neighbours.from_row_counts(
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
     )
 
 

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,15 +20,17 @@ from indexes.datasets.shape import Dataset
 from indexes.models.base import Vectors, artists_from_tracks
 from indexes.progress import log
 
-# At 1M synthetic tracks the vectors of tracks played 5-7 times make the index as hard to search
-# as ALS's rare tracks did (recall 0.95 needed search_k 2000-3000, 0.4-0.55 ms a query; from 8
-# plays on, 1000-1500, 0.22-0.32 ms). The cost at 100k tracks: word2vec's recall@20 0.0773 ->
-# 0.0752, the ensemble's 0.1593 -> 0.1583 (loadtest/README.md)
+# Tracks played fewer times get no vector: like ALS's rare tracks they make the index much harder
+# to search (a larger search_k, slower queries, for the same recall), and leaving them out costs
+# the recommendations little (loadtest/README.md, word2vec `min_plays`)
 MIN_PLAYS = 8
 
 
 @dataclass(frozen=True)
 class Word2VecModel:
+    """Skip-gram track vectors of the sequences (gensim); artists from their tracks. A track
+    is a token whatever its plays, but only the often played ones keep their vector."""
+
     name: ClassVar[str] = "word2vec"
     metric: ClassVar[str] = "angular"
     vector_size: int = 32
@@ -50,27 +52,8 @@ class Word2VecModel:
         return self.vector_size
 
     def fit(self, data: Dataset, *, seed: int) -> Vectors:
-        from gensim.models import Word2Vec  # heavy import, only when fitting
-        from gensim.models.callbacks import CallbackAny2Vec
-
-        class EpochLog(CallbackAny2Vec):
-            def __init__(self, epochs: int) -> None:
-                self.epoch, self.epochs, self.start = 0, epochs, time.perf_counter()
-
-            def on_epoch_end(self, model: object) -> None:
-                self.epoch += 1
-                elapsed = time.perf_counter() - self.start
-                log(f"  word2vec: epoch {self.epoch}/{self.epochs} ({elapsed:.1f}s)")
-
         seqs = data.sequences
-        lengths = np.diff(seqs.indptr)
         n_tracks = data.items.n_tracks
-        tracks = np.zeros((n_tracks, self.vector_size), dtype=np.float32)
-        mask = np.zeros(n_tracks, dtype=bool)
-        if seqs.ordered:
-            window, shrink = self.window, True
-        else:
-            window, shrink = max(self.window, int(lengths.max(initial=1))), False
         with tempfile.TemporaryDirectory(prefix="segue-w2v-") as tmp:
             corpus = os.path.join(tmp, "corpus.txt")
             n_lines = _write_corpus(
@@ -78,22 +61,11 @@ class Word2VecModel:
             )
             if n_lines == 0:
                 return self._empty(data)
-            model = Word2Vec(
-                corpus_file=corpus,
-                vector_size=self.vector_size,
-                window=window,
-                shrink_windows=shrink,
-                min_count=self.min_count,
-                sg=1,
-                negative=self.negative,
-                sample=self.sample,
-                epochs=self.epochs,
-                workers=self.workers,
-                seed=seed,
-                callbacks=[EpochLog(self.epochs)],
-            )
-        keys = np.asarray([int(k) for k in model.wv.index_to_key], dtype=np.int64)
-        tracks[keys] = model.wv.vectors.astype(np.float32)
+            wv = self._train(corpus, data, seed=seed)
+        tracks = np.zeros((n_tracks, self.vector_size), dtype=np.float32)
+        mask = np.zeros(n_tracks, dtype=bool)
+        keys = np.asarray([int(k) for k in wv.index_to_key], dtype=np.int64)
+        tracks[keys] = wv.vectors.astype(np.float32)
         mask[keys] = True
         mask &= np.abs(tracks).sum(axis=1) > 0
         plays = np.bincount(seqs.items, minlength=n_tracks).astype(np.float32)
@@ -103,6 +75,31 @@ class Word2VecModel:
         tracks[~mask] = 0.0
         return Vectors(tracks=tracks, track_mask=mask, artists=artists, artist_mask=artist_mask)
 
+    def _train(self, corpus: str, data: Dataset, *, seed: int) -> Any:
+        """gensim's keyed vectors of the corpus file (one token per track row)."""
+        from gensim.models import Word2Vec  # heavy import, only when fitting
+
+        seqs = data.sequences
+        if seqs.ordered:
+            window, shrink = self.window, True
+        else:
+            window, shrink = max(self.window, int(np.diff(seqs.indptr).max(initial=1))), False
+        model = Word2Vec(
+            corpus_file=corpus,
+            vector_size=self.vector_size,
+            window=window,
+            shrink_windows=shrink,
+            min_count=self.min_count,
+            sg=1,
+            negative=self.negative,
+            sample=self.sample,
+            epochs=self.epochs,
+            workers=self.workers,
+            seed=seed,
+            callbacks=[_epoch_log(self.epochs)],
+        )
+        return model.wv
+
     def _empty(self, data: Dataset) -> Vectors:
         n_t, n_a, d = data.items.n_tracks, data.items.n_artists, self.vector_size
         return Vectors(
@@ -111,6 +108,22 @@ class Word2VecModel:
             artists=np.zeros((n_a, d), dtype=np.float32),
             artist_mask=np.zeros(n_a, dtype=bool),
         )
+
+
+def _epoch_log(epochs: int) -> Any:
+    """A gensim callback that logs each epoch's end."""
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    class EpochLog(CallbackAny2Vec):
+        def __init__(self) -> None:
+            self.epoch, self.start = 0, time.perf_counter()
+
+        def on_epoch_end(self, model: object) -> None:
+            self.epoch += 1
+            elapsed = time.perf_counter() - self.start
+            log(f"  word2vec: epoch {self.epoch}/{epochs} ({elapsed:.1f}s)")
+
+    return EpochLog()
 
 
 def _write_corpus(

@@ -3,57 +3,55 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from service.api.deps import RequestMetrics
 from service.bundles import BundleHolder
-from service.metrics import Metrics
 from service.stores import StoreMonitor
 
+router = APIRouter(tags=["operations"])
 
-def router() -> APIRouter:
-    r = APIRouter(tags=["operations"])
 
-    @r.get("/livez")
-    async def livez() -> dict[str, str]:
-        """The worker is up (it may still be loading its bundle)."""
-        return {"status": "ok"}
+@router.get("/livez")
+async def livez() -> dict[str, str]:
+    """The worker is up (it may still be loading its bundle)."""
+    return {"status": "ok"}
 
-    @r.get(
-        "/readyz", responses={503: {"description": "bundle not loaded or store not reached yet"}}
-    )
-    async def readyz(request: Request) -> Response:
-        """200 once the bundle is loaded and the store has answered; 503 (Retry-After) until then.
 
-        A store outage after that reports `"status": "degraded"` with 200: the endpoints that
-        need only the bundle keep answering, so the worker stays in the load balancer."""
-        holder: BundleHolder = request.app.state.holder
-        stores: StoreMonitor = request.app.state.stores
-        loaded = holder.current
-        state = stores.state
-        store = {"url": state.url, "state": "ok" if state.ok else "unavailable",
-                 "detail": state.detail}  # fmt: skip
-        if loaded is None or not stores.ever_ok:
-            detail = (
-                holder.last_error or "bundle not loaded yet"
-                if loaded is None
-                else f"store not reached yet: {state.detail}"
-            )
-            return JSONResponse(
-                {"status": "loading", "detail": detail, "store": store},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
-        return JSONResponse(
-            {
-                "status": "ready" if state.ok else "degraded",
-                "bundle_version": loaded.version,
-                "store": store,
-            }
+@router.get(
+    "/readyz", responses={503: {"description": "bundle not loaded or store not reached yet"}}
+)
+async def readyz(request: Request) -> Response:
+    """200 once the bundle is loaded and the store has answered; 503 (Retry-After) until then.
+
+    A store outage after that reports `"status": "degraded"` with 200: the endpoints that
+    need only the bundle keep answering, so the worker stays in the load balancer."""
+    holder: BundleHolder = request.app.state.holder
+    stores: StoreMonitor = request.app.state.stores
+    loaded = holder.current
+    state = stores.state
+    store = {"url": state.url, "state": "ok" if state.ok else "unavailable",
+             "detail": state.detail}  # fmt: skip
+    if loaded is None or not stores.ever_ok:
+        detail = (
+            holder.last_error or "bundle not loaded yet"
+            if loaded is None
+            else f"store not reached yet: {state.detail}"
         )
+        return JSONResponse(
+            {"status": "loading", "detail": detail, "store": store},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    return JSONResponse(
+        {
+            "status": "ready" if state.ok else "degraded",
+            "bundle_version": loaded.version,
+            "store": store,
+        }
+    )
 
-    @r.get("/metrics", response_class=Response)
-    async def metrics(request: Request) -> Response:
-        """Prometheus metrics, added up over every worker of this server."""
-        m: Metrics = request.app.state.metrics
-        body, content_type = m.render()
-        return Response(body, media_type=content_type)
 
-    return r
+@router.get("/metrics", response_class=Response)
+async def metrics(m: RequestMetrics) -> Response:
+    """Prometheus metrics, added up over every worker of this server."""
+    body, content_type = m.render()
+    return Response(body, media_type=content_type)

@@ -1,28 +1,27 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from starlette.concurrency import run_in_threadpool
 
 from service import stations
 from service.api import schemas
 from service.api.deps import (
+    NOT_FOUND,
     Json,
     Loaded,
-    NotFound,
     RequestMetrics,
+    StationsConfig,
     Stores,
+    artist_row,
     body,
     track_row,
     tracks_json,
 )
 from service.api.ids import StationId
 from service.radio import Station
-from service.settings import Settings
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": schemas.Problem},
-    503: {"model": schemas.Unavailable},
-}
+router = APIRouter(prefix="/v1/stations", tags=["stations"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {**NOT_FOUND, 503: {"model": schemas.Unavailable}}
 
 
 def view(station: Station, revision: int) -> schemas.Station:
@@ -35,80 +34,77 @@ def view(station: Station, revision: int) -> schemas.Station:
     )  # fmt: skip
 
 
-def router(settings: Settings) -> APIRouter:
-    r = APIRouter(prefix="/v1/stations", tags=["stations"])
-    config = settings.station_config()
+@router.post("", status_code=201, response_model=schemas.Station, responses=ERRORS)
+async def create_station(
+    body: schemas.StationCreate,
+    loaded: Loaded,
+    monitor: Stores,
+    m: RequestMetrics,
+    config: StationsConfig,
+) -> schemas.Station:
+    """Starts a station from seed tracks and/or artists: a weighted shuffle of the seeds'
+    radio neighbours, pinned to the served bundle, in the user's experiment variant."""
+    for t in body.tracks:
+        track_row(loaded.bundle, t)
+    for a in body.artists:
+        artist_row(loaded.bundle, a)
+    seeds = stations.seed_tracks(loaded, tracks=body.tracks, artists=body.artists,
+                                 per_artist=config.seed_tracks_per_artist)  # fmt: skip
+    station, revision = await monitor.run(lambda store: stations.create(
+        loaded, store, user=body.user_id, seeds=seeds, config=config, seed=body.seed
+    ))  # fmt: skip
+    m.station_events.labels("created", station.variant).inc()
+    return view(station, revision)
 
-    @r.post("", status_code=201, response_model=schemas.Station, responses=ERRORS)
-    async def create_station(
-        body: schemas.StationCreate, loaded: Loaded, monitor: Stores, m: RequestMetrics
-    ) -> schemas.Station:
-        """Starts a station from seed tracks and/or artists: a weighted shuffle of the seeds'
-        radio neighbours, pinned to the served bundle, in the user's experiment variant."""
-        b = loaded.bundle
-        for t in body.tracks:
-            track_row(b, t)
-        for a in body.artists:
-            if b.artists.row_of(a) is None:
-                raise NotFound("artist", a)
-        seeds = stations.seed_tracks(loaded, tracks=body.tracks, artists=body.artists,
-                                     per_artist=config.seed_tracks_per_artist)  # fmt: skip
-        station, revision = await run_in_threadpool(
-            stations.create, loaded, monitor.store(), user=body.user_id, seeds=seeds,
-            config=config, seed=body.seed,
-        )  # fmt: skip
-        m.station_events.labels("created", station.variant).inc()
-        return view(station, revision)
 
-    @r.get("/{station_id:id}", response_model=schemas.Station, responses=ERRORS)
-    async def get_station(station_id: StationId, monitor: Stores) -> schemas.Station:
-        station, revision = await run_in_threadpool(
-            stations.get, monitor.store(), station_id=station_id
-        )
-        return view(station, revision)
+@router.get("/{station_id:id}", response_model=schemas.Station, responses=ERRORS)
+async def get_station(station_id: StationId, monitor: Stores) -> schemas.Station:
+    station, revision = await monitor.run(lambda store: stations.get(store, station_id=station_id))
+    return view(station, revision)
 
-    @r.get("/{station_id:id}/tracks", response_model=schemas.StationTracks, responses=ERRORS)
-    async def next_tracks(
-        station_id: StationId,
-        loaded: Loaded,
-        monitor: Stores,
-        m: RequestMetrics,
-        limit: Annotated[int, Query(ge=1, le=50)] = 10,
-    ) -> Json:
-        """The station's next tracks; this advances the station (they count as played)."""
-        station, tracks = await run_in_threadpool(
-            stations.next_tracks, loaded, monitor.store(), station_id=station_id, n=limit,
-            config=config,
-        )  # fmt: skip
-        m.station_events.labels("track_served", station.variant).inc(len(tracks))
-        b = loaded.bundle
-        rows = [b.tracks.row_of(t) for t in tracks]
-        return body({
-            "station_id": station_id,
-            "items": tracks_json(b, [row for row in rows if row is not None]),
-        })  # fmt: skip
 
-    @r.post("/{station_id:id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)
-    async def feedback(
-        station_id: StationId,
-        body: schemas.Feedback,
-        loaded: Loaded,
-        monitor: Stores,
-        m: RequestMetrics,
-    ) -> schemas.FeedbackResult:
-        """thumbs_up, thumbs_down, skip or completed on a track. Idempotent by `event_id`."""
-        track_row(loaded.bundle, body.track_id)
-        station, revision, applied = await run_in_threadpool(
-            stations.feedback, loaded, monitor.store(), station_id=station_id,
-            event_id=body.event_id, kind=body.type, track=body.track_id, config=config,
-        )  # fmt: skip
-        if applied:
-            m.station_events.labels(body.type, station.variant).inc()
-        return schemas.FeedbackResult(applied=applied, station=view(station, revision))
+@router.get("/{station_id:id}/tracks", response_model=schemas.StationTracks, responses=ERRORS)
+async def next_tracks(
+    station_id: StationId,
+    loaded: Loaded,
+    monitor: Stores,
+    m: RequestMetrics,
+    config: StationsConfig,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Json:
+    """The station's next tracks; this advances the station (they count as played)."""
+    station, tracks = await monitor.run(lambda store: stations.next_tracks(
+        loaded, store, station_id=station_id, n=limit, config=config
+    ))  # fmt: skip
+    m.station_events.labels("track_served", station.variant).inc(len(tracks))
+    rows = [loaded.bundle.tracks.row_of(t) for t in tracks]
+    return body({
+        "station_id": station_id,
+        "items": tracks_json(loaded.bundle, [row for row in rows if row is not None]),
+    })  # fmt: skip
 
-    @r.delete("/{station_id:id}", status_code=204, responses=ERRORS)
-    async def delete_station(station_id: StationId, monitor: Stores) -> Response:
-        await run_in_threadpool(stations.delete, monitor.store(), station_id=station_id)
-        return Response(status_code=204)
 
-    return r
+@router.post("/{station_id:id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)
+async def feedback(
+    station_id: StationId,
+    body: schemas.Feedback,
+    loaded: Loaded,
+    monitor: Stores,
+    m: RequestMetrics,
+    config: StationsConfig,
+) -> schemas.FeedbackResult:
+    """thumbs_up, thumbs_down, skip or completed on a track. Idempotent by `event_id`."""
+    track_row(loaded.bundle, body.track_id)
+    station, revision, applied = await monitor.run(lambda store: stations.feedback(
+        loaded, store, station_id=station_id, event_id=body.event_id, kind=body.type,
+        track=body.track_id, config=config,
+    ))  # fmt: skip
+    if applied:
+        m.station_events.labels(body.type, station.variant).inc()
+    return schemas.FeedbackResult(applied=applied, station=view(station, revision))
+
+
+@router.delete("/{station_id:id}", status_code=204, responses=ERRORS)
+async def delete_station(station_id: StationId, monitor: Stores) -> Response:
+    await monitor.run(lambda store: stations.delete(store, station_id=station_id))
+    return Response(status_code=204)

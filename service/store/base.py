@@ -13,17 +13,30 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import urlsplit
+
+# StoreOptions is built from the settings; the URL has a module of its own (settings reads it)
+from service.settings import StoreOptions as StoreOptions
+from service.store.url import StoreConfigError as StoreConfigError
+from service.store.url import StoreUrl as StoreUrl
+from service.store.url import parse_store_url as parse_store_url
 
 RADIO = "radio"  # the top radio neighbours of a track
 RELATED = "related"  # the related artists of an artist
 KINDS = (RADIO, RELATED)
+# each kind's table and the column of the id it is keyed by, in both stores
+TABLES = {RADIO: ("radio_neighbours", "track_id"), RELATED: ("related_artists", "artist_id")}
 
 
 def check_kind(kind: str) -> None:
     """A list kind a store keeps (RADIO, RELATED); anything else is a bug, not an outage."""
     if kind not in KINDS:
         raise ValueError(f"unknown list kind {kind!r}; one of {KINDS}")
+
+
+def table_of(kind: str) -> tuple[str, str]:
+    """The table of a list kind and its id column (ValueError for an unknown kind)."""
+    check_kind(kind)
+    return TABLES[kind]
 
 
 @dataclass(frozen=True)
@@ -75,32 +88,6 @@ class StoreUnavailable(Exception):
         self.down = down
 
 
-class StoreConfigError(ValueError):
-    """A store URL or setting that cannot work."""
-
-
-@dataclass(frozen=True)
-class StoreOptions:
-    """How to talk to the store (from the SEGUE_STORE_* and SEGUE_CASSANDRA_* settings)."""
-
-    timeout_seconds: float = 2.0  # per request
-    connect_timeout_seconds: float = 5.0
-    retries: int = 1  # retries of a timed-out or unavailable request (Cassandra)
-    consistency: str = "LOCAL_QUORUM"  # Cassandra consistency level of reads and writes
-    replication: tuple[tuple[str, str], ...] = (
-        ("class", "SimpleStrategy"),
-        ("replication_factor", "1"),
-    )
-    ttl_seconds: int = 30 * 24 * 3600  # Cassandra TTL of computed lists (0: none)
-    station_ttl_seconds: int = 7 * 24 * 3600  # a station expires this long after its last use
-    serial_consistency: str = "LOCAL_SERIAL"  # Cassandra: of the station updates (LWT)
-    write_concurrency: int = 64  # requests in flight during bulk writes
-    protocol_version: int = 5  # CQL native protocol (Cassandra 4.0+: 5; 3.x: 4)
-    local_dc: str | None = None  # Cassandra: the datacenter to query (None: the first contact's)
-    username: str | None = None
-    password: str | None = None
-
-
 class Store(Protocol):
     """What the service and `segue precompute` need from a store."""
 
@@ -149,53 +136,3 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Releases connections; the store is not used afterwards."""
-
-
-@dataclass(frozen=True)
-class StoreUrl:
-    scheme: str  # "sqlite" | "cassandra"
-    path: str = ""  # sqlite: the database file
-    hosts: tuple[str, ...] = ()  # cassandra: contact points
-    port: int = 9042
-    keyspace: str = "segue"
-
-    def display(self) -> str:
-        if self.scheme == "sqlite":
-            return f"sqlite:///{self.path}"
-        return f"cassandra://{','.join(self.hosts)}:{self.port}/{self.keyspace}"
-
-
-def parse_store_url(url: str) -> StoreUrl:
-    """`sqlite:///relative.db`, `sqlite:////abs/path.db`, `cassandra://h1,h2:9042/keyspace`."""
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
-        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
-        if not path or parts.netloc:
-            raise StoreConfigError(
-                f"bad store URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
-            )
-        return StoreUrl(scheme="sqlite", path=path)
-    if parts.scheme == "cassandra":
-        netloc = parts.netloc.rsplit("@", 1)[-1]  # credentials come from settings, not the URL
-        hostpart, _, port_text = netloc.rpartition(":") if ":" in netloc else (netloc, "", "")
-        try:
-            port = int(port_text) if port_text else 9042
-        except ValueError:
-            raise StoreConfigError(
-                f"bad store URL {url!r}: port {port_text!r} is not a number"
-            ) from None
-        hosts = tuple(h for h in hostpart.split(",") if h)
-        keyspace = parts.path.strip("/") or "segue"
-        if not hosts:
-            raise StoreConfigError(
-                f"bad store URL {url!r}: no host (cassandra://HOST[,HOST]:PORT/KEYSPACE)"
-            )
-        if not keyspace.replace("_", "").isalnum() or keyspace[0].isdigit() or len(keyspace) > 48:
-            raise StoreConfigError(
-                f"bad store URL {url!r}: keyspace {keyspace!r} must be letters, digits and _ "
-                "(not starting with a digit, at most 48)"
-            )
-        if not 1 <= port <= 65535:
-            raise StoreConfigError(f"bad store URL {url!r}: port {port} out of range")
-        return StoreUrl(scheme="cassandra", hosts=hosts, port=port, keyspace=keyspace)
-    raise StoreConfigError(f"bad store URL {url!r}: the scheme must be sqlite:// or cassandra://")

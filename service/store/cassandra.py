@@ -46,17 +46,16 @@ from cassandra.policies import (
 )
 from cassandra.query import PreparedStatement
 
+from service.settings import StoreOptions
 from service.store.base import (
-    RADIO,
-    RELATED,
+    TABLES,
     EventRecord,
     Ranked,
     StoredStation,
-    StoreOptions,
     StoreUnavailable,
-    StoreUrl,
     check_kind,
 )
+from service.store.url import StoreUrl
 
 SCHEMA_COMPONENT = "segue"
 
@@ -111,7 +110,6 @@ def schema(keyspace: str, *, ttl_seconds: int) -> list[tuple[int, list[str]]]:
     ]
 
 
-_TABLES = {RADIO: ("radio_neighbours", "track_id"), RELATED: ("related_artists", "artist_id")}
 _UNAVAILABLE = (
     NoHostAvailable,
     ConnectionException,
@@ -122,6 +120,46 @@ _UNAVAILABLE = (
 _SETTLE_ATTEMPTS = 4  # SERIAL reads that try to learn a timed-out write's outcome
 # reachable, but this one request did not finish in time: not a reason to call the store down
 _SLOW = (OperationTimedOut, ReadTimeout, WriteTimeout, CoordinationFailure)
+_EVENT_COLUMNS = "station_id, event_id, user_id, variant, bundle_version, track_id, kind, at"
+
+
+def statements(ks: str) -> dict[str, str]:
+    """The CQL of every request the store makes, by name (prepared once per session)."""
+    stations, events = f"{ks}.stations", f"{ks}.station_events"
+    cql = {
+        "ping": "SELECT release_version FROM system.local",
+        "chunks_done": (
+            f"SELECT chunk FROM {ks}.precompute_progress WHERE bundle_version = ? AND task = ?"
+        ),
+        "mark_done": (
+            f"INSERT INTO {ks}.precompute_progress (bundle_version, task, chunk, items, done_at) "
+            "VALUES (?, ?, ?, ?, toTimestamp(now()))"
+        ),
+        "create_station": (
+            f"INSERT INTO {stations} (station_id, state, revision, writer) VALUES (?, ?, 1, ?) "
+            "IF NOT EXISTS USING TTL ?"
+        ),
+        "get_station": f"SELECT state, revision FROM {stations} WHERE station_id = ?",
+        "update_station": (
+            f"UPDATE {stations} USING TTL ? SET state = ?, revision = ?, writer = ? "
+            "WHERE station_id = ? IF revision = ?"
+        ),
+        "station_writer": f"SELECT writer FROM {stations} WHERE station_id = ?",
+        "delete_station": f"DELETE FROM {stations} WHERE station_id = ? IF EXISTS",
+        "append_event": (
+            f"INSERT INTO {events} ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        "events": f"SELECT {_EVENT_COLUMNS} FROM {events}",
+    }
+    for kind, (table, column) in TABLES.items():
+        cql[f"get:{kind}"] = (
+            f"SELECT ids, scores, rows FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
+        )
+        cql[f"put:{kind}"] = (
+            f"INSERT INTO {ks}.{table} (bundle_version, {column}, ids, scores, rows) "
+            "VALUES (?, ?, ?, ?, ?) USING TTL ?"
+        )
+    return cql
 
 
 class BoundedRetry(RetryPolicy):
@@ -293,42 +331,7 @@ class CassandraStore:
             session.execute(record, (SCHEMA_COMPONENT, version))
 
     def _prepare(self, session: Session) -> dict[str, PreparedStatement]:
-        ks = self._url.keyspace
-        p: dict[str, PreparedStatement] = {
-            "ping": session.prepare("SELECT release_version FROM system.local"),
-            "chunks_done": session.prepare(
-                f"SELECT chunk FROM {ks}.precompute_progress WHERE bundle_version = ? AND task = ?"
-            ),
-            "mark_done": session.prepare(
-                f"INSERT INTO {ks}.precompute_progress (bundle_version, task, chunk, items, done_at) "
-                "VALUES (?, ?, ?, ?, toTimestamp(now()))"
-            ),
-        }
-        p["create_station"] = session.prepare(
-            f"INSERT INTO {ks}.stations (station_id, state, revision, writer) VALUES (?, ?, 1, ?) "
-            "IF NOT EXISTS USING TTL ?"
-        )
-        p["get_station"] = session.prepare(
-            f"SELECT state, revision FROM {ks}.stations WHERE station_id = ?"
-        )
-        p["update_station"] = session.prepare(
-            f"UPDATE {ks}.stations USING TTL ? SET state = ?, revision = ?, writer = ? "
-            "WHERE station_id = ? IF revision = ?"
-        )
-        p["station_writer"] = session.prepare(
-            f"SELECT writer FROM {ks}.stations WHERE station_id = ?"
-        )
-        p["delete_station"] = session.prepare(
-            f"DELETE FROM {ks}.stations WHERE station_id = ? IF EXISTS"
-        )
-        p["append_event"] = session.prepare(
-            f"INSERT INTO {ks}.station_events (station_id, event_id, user_id, variant, "
-            "bundle_version, track_id, kind, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        p["events"] = session.prepare(
-            f"SELECT station_id, event_id, user_id, variant, bundle_version, track_id, kind, at "
-            f"FROM {ks}.station_events"
-        )
+        p = {name: session.prepare(cql) for name, cql in statements(self._url.keyspace).items()}
         # the serial phase of LWTs reads the station row at this level
         p["get_station"].consistency_level = self.consistency
         # a SERIAL read completes any write in progress on the row: it tells who won
@@ -337,14 +340,6 @@ class CassandraStore:
         for name in ("create_station", "update_station", "delete_station"):
             p[name].serial_consistency_level = self.serial
             p[name].retry_policy = conditional
-        for kind, (table, column) in _TABLES.items():
-            p[f"get:{kind}"] = session.prepare(
-                f"SELECT ids, scores, rows FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
-            )
-            p[f"put:{kind}"] = session.prepare(
-                f"INSERT INTO {ks}.{table} (bundle_version, {column}, ids, scores, rows) "
-                "VALUES (?, ?, ?, ?, ?) USING TTL ?"
-            )
         return p
 
     @contextmanager

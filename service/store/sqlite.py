@@ -10,20 +10,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from service.store.base import (
-    RADIO,
-    RELATED,
-    EventRecord,
-    Ranked,
-    StoredStation,
-    StoreOptions,
-    StoreUnavailable,
-    check_kind,
-)
+from service.settings import StoreOptions
+from service.store.base import EventRecord, Ranked, StoredStation, StoreUnavailable, table_of
 
 # (version, statements): applied in order, each at most once
 SCHEMA: list[tuple[int, list[str]]] = [
@@ -62,13 +54,18 @@ SCHEMA.append(
 )
 _IN_LIMIT = 500  # ids per SELECT ... IN (...), well under SQLite's parameter limit
 SCHEMA_VERSION = SCHEMA[-1][0]
-_TABLES = {RADIO: ("radio_neighbours", "track_id"), RELATED: ("related_artists", "artist_id")}
 
 
 class SqliteStore:
-    def __init__(self, *, path: Path, options: StoreOptions | None = None) -> None:
+    """`clock`: the time (unix seconds) the store records and counts station expiry in."""
+
+    def __init__(
+        self, *, path: Path, options: StoreOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
         self.path = path
         self.options = options or StoreOptions()
+        self.clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -145,7 +142,7 @@ class SqliteStore:
         return self.get_many(kind=kind, version=version, keys=[key]).get(key)
 
     def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
-        table, column = _table(kind)
+        table, column = table_of(kind)
         unique = list(dict.fromkeys(keys))
         out: dict[str, Ranked] = {}
         with self._errors():
@@ -165,8 +162,8 @@ class SqliteStore:
         return out
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
-        table, column = _table(kind)
-        now = time.time()
+        table, column = table_of(kind)
+        now = self.clock()
         rows = [
             (version, key, json.dumps(r.ids), json.dumps(r.scores),
              None if r.rows is None else json.dumps(r.rows), now)
@@ -195,18 +192,18 @@ class SqliteStore:
         with self._errors():
             self._connection().execute(
                 "INSERT OR REPLACE INTO precompute_progress VALUES (?, ?, ?, ?, ?)",
-                (version, task, chunk, items, time.time()),
+                (version, task, chunk, items, self.clock()),
             )
 
     def _expires(self) -> float:
         ttl = self.options.station_ttl_seconds
-        return time.time() + ttl if ttl > 0 else float("inf")
+        return self.clock() + ttl if ttl > 0 else float("inf")
 
     def create_station(self, *, station_id: str, state: str) -> bool:
         with self._errors(), self._transaction(self._connection()) as conn:
             conn.execute(
                 "DELETE FROM stations WHERE station_id = ? AND expires_at < ?",
-                (station_id, time.time()),
+                (station_id, self.clock()),
             )
             cur = conn.execute(
                 "INSERT OR IGNORE INTO stations VALUES (?, ?, 1, ?)",
@@ -220,7 +217,7 @@ class SqliteStore:
                 self._connection()
                 .execute(
                     "SELECT state, revision FROM stations WHERE station_id = ? AND expires_at >= ?",
-                    (station_id, time.time()),
+                    (station_id, self.clock()),
                 )
                 .fetchone()
             )
@@ -233,7 +230,7 @@ class SqliteStore:
                 "UPDATE stations SET state = ?, revision = ?, expires_at = ? "
                 "WHERE station_id = ? AND revision = ? AND expires_at >= ?",
                 (state, expected_revision + 1, self._expires(), station_id, expected_revision,
-                 time.time()),
+                 self.clock()),
             )  # fmt: skip
         return cur.rowcount == 1
 
@@ -241,7 +238,7 @@ class SqliteStore:
         with self._errors():
             cur = self._connection().execute(
                 "DELETE FROM stations WHERE station_id = ? AND expires_at >= ?",
-                (station_id, time.time()),
+                (station_id, self.clock()),
             )
         return cur.rowcount == 1
 
@@ -268,8 +265,3 @@ class SqliteStore:
             connections, self._connections = self._connections, []
         for conn in connections:
             conn.close()
-
-
-def _table(kind: str) -> tuple[str, str]:
-    check_kind(kind)
-    return _TABLES[kind]

@@ -268,32 +268,17 @@ def test_an_index_of_a_few_dozen_items_with_many_trees_opens(tmp_path: Path) -> 
         b.close()
 
 
-@pytest.mark.parametrize("metric", ["angular", "dot", "euclidean", "manhattan"])
-def test_similarity_of_a_distance_grows_as_items_get_closer(metric: str) -> None:
-    """One conversion per Annoy metric: larger is closer, for neighbours and for pairs."""
-    from annoy import AnnoyIndex
-
-    from indexes.bundle import AnnIndex
-
-    rng = np.random.default_rng(1)
-    vectors = rng.normal(size=(60, 4)).astype(np.float32)
-    index = AnnoyIndex(4, metric)  # type: ignore[arg-type]
-    for i, v in enumerate(vectors):
-        index.add_item(i, v.tolist())
-    index.build(5)
-    ann = AnnIndex(
-        model="m", entity="tracks", dims=4, metric=metric, n_items=60, n_trees=5, search_k=-1,
-        index=index, rows=np.arange(60, dtype=np.int32), slots=np.arange(60, dtype=np.int32),
-    )  # fmt: skip
-    rows, dists = ann.neighbours(0, 10, search_k=10_000)
-    sims = ann.similarity_of_distance(dists)
-    assert (np.diff(sims) <= 1e-6).all()  # Annoy's order is best first
-    assert ann.similarity(0, int(rows[0])) == pytest.approx(float(sims[0]), abs=1e-5)
-    q, v = vectors[0], vectors[int(rows[0])]
-    want = {
-        "angular": float(q @ v / np.linalg.norm(q) / np.linalg.norm(v)),
-        "dot": float(q @ v),
-        "euclidean": -float(np.linalg.norm(q - v)),
-        "manhattan": -float(np.abs(q - v).sum()),
-    }[metric]
-    assert float(sims[0]) == pytest.approx(want, abs=1e-4)
+def test_open_bundle_gives_every_index_the_ann_observer(tiny_build: BuildResult) -> None:
+    """The service's latency metric is passed in, not patched onto each index afterwards."""
+    seen: list[tuple[str, str]] = []
+    with open_bundle(tiny_build.path, on_ann_query=lambda m, e, _s: seen.append((m, e))) as b:
+        keys = list(b.indexes)
+        for ix in b.indexes.values():
+            ix.neighbours(int(ix.rows[0]), 3)
+        assert b.users is not None
+        als = b.indexes[("als", "tracks")]
+        rows, sims = als.nearest_to_vector(b.users.vectors["als"][0], n=5)
+        assert len(rows) == 5 and (np.diff(sims) <= 1e-6).all()
+    assert seen == [*keys, ("als", "tracks")]
+    # the typed manifest says what the JSON says
+    assert b.typed_manifest.to_json() == b.manifest

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
 from indexes.datasets.shape import Dataset
 from indexes.datasets.synthetic import DAY, DAYS, EPOCH, generate_synthetic
+from indexes.datasets.synthetic_catalogue import _fridays, _rank_within
+from indexes.datasets.synthetic_sessions import FLOOR, _curve, _genre_cum
 
 
 @pytest.mark.parametrize("time_dynamics", [True, False])
@@ -166,3 +170,35 @@ def test_releases_rise_and_fade(tiny_data: Dataset) -> None:
 def test_rejects_absurd_sizes() -> None:
     with pytest.raises(ValueError, match="between 100 and"):
         generate_synthetic(n_tracks=10)
+
+
+# --- the generator's pieces -------------------------------------------------------------------
+
+
+def test_releases_fall_on_fridays() -> None:
+    fridays = _fridays(EPOCH, EPOCH + 15 * DAY)  # 2026-01-01 is a Thursday
+    assert [datetime.fromtimestamp(f, UTC).date().isoformat() for f in fridays] == [
+        "2026-01-02",
+        "2026-01-09",
+    ]
+
+
+def test_popularity_curve_rises_after_release_and_decays_to_the_floor() -> None:
+    age = np.asarray([-1.0, 0.0, 1.0, 2.0, 10.0, 200.0]) * DAY
+    curve = _curve(age, np.full(len(age), 5 * DAY))
+    assert curve[0] == 0.0 and curve[1] == FLOOR
+    assert curve[1] < curve[2] < curve[3] and curve[3] > curve[4] > curve[5]
+    assert curve[5] == pytest.approx(FLOOR, abs=1e-6)
+
+
+def test_genre_cum_is_the_share_of_each_genre_up_to_each_track() -> None:
+    sorted_genre = np.asarray([0, 0, 1, 1, 2], dtype=np.int32)
+    start, end = np.asarray([0, 2, 4]), np.asarray([2, 4, 5])
+    cum = _genre_cum(np.asarray([1.0, 3.0, 0.0, 0.0, 2.0]), sorted_genre, start, end)
+    # genre 1 has no weight: its tracks are drawn uniformly
+    assert cum.tolist() == [0.25, 1.0, 1.5, 2.0, 3.0]
+
+
+def test_rank_within_counts_the_earlier_members_of_a_group() -> None:
+    groups = np.asarray([2, 0, 2, 2, 0], dtype=np.int32)
+    assert _rank_within(groups).tolist() == [0, 0, 1, 2, 1]

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service import radio
-from service.radio import Candidate, Rules, Station
+from service.radio import Candidate, Station
+from service.settings import Settings
 
-RULES = Rules()
+RULES = Settings.defaults().rules()  # the service's rules
 
 
 @dataclass

@@ -109,7 +109,7 @@ def test_holder_swaps_and_closes_the_old_bundle_after_its_last_request(
     staging = root / ".staging-a"
     shutil.copytree(tiny_build.path, staging)
     publish(staging=staging, root=root, version="a")
-    holder = BundleHolder(root)
+    holder = BundleHolder(root, verify_checksums=True, candidates_per_source=50, search_k=None)
     with pytest.raises(NoBundle), holder.use():
         pass
     assert holder.refresh() is True and holder.refresh() is False

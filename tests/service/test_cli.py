@@ -90,17 +90,29 @@ def test_build_without_current_then_precompute_then_publish(
 
 
 def test_build_option_defaults_are_the_build_config_defaults() -> None:
-    """`segue build`/`evaluate` spell their defaults out (the CLI imports no numpy to parse), so
-    they must follow BuildConfig's."""
+    """`segue build`/`evaluate` take their defaults from BuildConfig (and the plays-at loader):
+    with no option the build is BuildConfig's, and each option reaches its field."""
     import argparse
+    import dataclasses
+    import inspect
 
+    from indexes.datasets.plays_at import load_plays_at
     from indexes.pipeline import BuildConfig
-    from service.cli import _build_options, _config
+    from service.cli import BUILD_FLAGS, _build_options, _config
 
     parser = argparse.ArgumentParser()
     _build_options(parser)
-    config, default = _config(parser.parse_args([])), BuildConfig()
-    assert (config.dims, config.n_trees, config.search_k, config.max_search_k, config.seed) == (
-        default.dims, default.n_trees, default.search_k, default.max_search_k, default.seed,
-    )  # fmt: skip
-    assert config.validation_days == default.validation_days
+    args = parser.parse_args([])
+    assert _config(args) == BuildConfig()
+    gap = inspect.signature(load_plays_at).parameters["session_gap_minutes"].default
+    assert args.session_gap_minutes == gap
+    assert "(default 32)" in " ".join(parser.format_help().split())  # the real default shown
+
+    given = {"seed": 3, "dims": 9, "n_trees": 11, "search_k": 77, "max_search_k": 99,
+             "validation_days": 5.0, "threads": 1}  # fmt: skip
+    assert set(given) == set(BUILD_FLAGS)
+    argv = [str(x) for name, value in given.items() for x in (BUILD_FLAGS[name], value)]
+    config = _config(parser.parse_args(argv))
+    assert config == dataclasses.replace(BuildConfig(), **given)
+    with pytest.raises(SystemExit, match="--threads must be at least 1"):
+        _config(parser.parse_args(["--threads", "0"]))

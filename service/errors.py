@@ -1,0 +1,110 @@
+"""What can go wrong in a request, as the status, `{"detail": ...}` body and headers a client gets.
+
+The logic layer raises these; `install` gives the app one handler for all of them (and the
+catch-all 500 that logs), so a router never builds an error response.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger("segue")
+
+Detail = str | list[dict[str, Any]]
+
+
+class ServiceError(Exception):
+    """An error with the HTTP answer it gets: `status_code`, `detail` and a Retry-After when
+    the client may try again (`retry_after` seconds)."""
+
+    status_code = 500
+    retry_after: int | None = None
+
+    def __init__(self, detail: Detail) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return _headers(self.retry_after)
+
+
+class NotFound(ServiceError):
+    """An id the bundle (or the store) does not have: 404 naming it."""
+
+    status_code = 404
+
+    def __init__(self, kind: str, external_id: str) -> None:
+        super().__init__(f"{kind} {external_id!r} not found")
+
+
+class ModelUnavailable(ServiceError):
+    """The bundle lacks the model (or its data) the request needs, e.g. a format-1 bundle has
+    no users: 404."""
+
+    status_code = 404
+
+
+class BadParameter(ServiceError):
+    """A query parameter that only the bundle can tell is wrong (an unknown model): 422, in the
+    shape of FastAPI's own validation errors."""
+
+    status_code = 422
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__([{"loc": ["query", name], "msg": message, "type": "value_error"}])
+
+
+class Busy(ServiceError):
+    """Too many concurrent updates of one thing (a station): 409, retry."""
+
+    status_code = 409
+    retry_after = 1
+
+
+class NoBundle(ServiceError):
+    """No bundle could be loaded (yet): 503, retry."""
+
+    status_code = 503
+    retry_after = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"not ready: {reason}")
+
+
+class NoStore(ServiceError):
+    """The store is down, or did not answer this request: 503, retry after `retry_after`."""
+
+    status_code = 503
+
+    def __init__(self, reason: str, *, retry_after: int) -> None:
+        super().__init__(f"store unavailable, try again later: {reason}")
+        self.retry_after = retry_after
+
+
+def install(app: FastAPI) -> None:
+    """The handler of every ServiceError, and the catch-all 500."""
+    app.add_exception_handler(ServiceError, _answer)
+    app.add_exception_handler(Exception, _internal)
+
+
+async def _answer(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return _response(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _internal(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("error in %s %s", request.method, request.url.path)
+    return _response("internal error", status_code=500, headers={})
+
+
+def _response(detail: Detail, *, status_code: int, headers: dict[str, str]) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers or None)
+
+
+def _headers(retry_after: int | None) -> dict[str, str]:
+    return {} if retry_after is None else {"Retry-After": str(retry_after)}
