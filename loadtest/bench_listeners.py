@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from indexes.datasets.synthetic import generate_synthetic
     from indexes.pipeline import BuildConfig, build_bundle
     from service import radio, stations
-    from service.bundles import load
+    from service.bundle_holder import load
     from service.store.factory import open_store
 
     data = generate_synthetic(n_tracks=args.tracks, seed=args.seed)

@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from service import errors, middleware
 from service.api import artists, ops, stations, tracks, users
 from service.api.deps import document_limits
-from service.bundles import BundleHolder, LoadedBundle
+from service.bundle_holder import BundleHolder, LoadedBundle
 from service.metrics import Metrics
 from service.settings import Settings
-from service.stores import StoreMonitor
+from service.store_monitor import StoreMonitor
 
 ROUTERS = (tracks.router, artists.router, users.router, stations.router, ops.router)
 

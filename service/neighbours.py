@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from indexes.ensemble import ENSEMBLE, Scorer
-from service.bundles import LoadedBundle
+from service.bundle_holder import LoadedBundle
 from service.recommend import Item, cap_per_artist, related_artists
 from service.store.base import RADIO, RELATED, Ranked, Store, StoreUnavailable
 
@@ -26,7 +26,7 @@ CACHE, COMPUTED = "cache", "computed"
 @dataclass(frozen=True)
 class Listing:
     items: list[Item]
-    source: str  # CACHE or COMPUTED
+    origin: str  # CACHE or COMPUTED: where the list came from (the API calls it "source")
 
 
 def compute_radio(
@@ -63,10 +63,10 @@ def radio_neighbours(
     key = tracks.id_of(row)
     cached = store.get(kind=RADIO, version=loaded.version, key=key)
     if cached is not None:
-        return Listing(items=_rows(cached, row_of=tracks.row_of), source=CACHE)
+        return Listing(items=_rows(cached, row_of=tracks.row_of), origin=CACHE)
     items = compute_radio(loaded, row=row, size=size, artist_cap=artist_cap, per_source=per_source)
     store.put_many(kind=RADIO, version=loaded.version, items=[(key, ranked(loaded, items))])
-    return Listing(items=items, source=COMPUTED)
+    return Listing(items=items, origin=COMPUTED)
 
 
 def related(loaded: LoadedBundle, store: Store | None, *, row: int, limit: int) -> Listing:
@@ -83,7 +83,7 @@ def related(loaded: LoadedBundle, store: Store | None, *, row: int, limit: int) 
             store = None  # nor is the list written back
         else:
             if cached is not None:
-                return Listing(items=_rows(cached, row_of=artists.row_of)[:limit], source=CACHE)
+                return Listing(items=_rows(cached, row_of=artists.row_of)[:limit], origin=CACHE)
     items = related_artists(loaded, row=row, limit=max(limit, RELATED_SIZE))
     if store is not None:
         with contextlib.suppress(StoreUnavailable):  # served from the bundle all the same
@@ -92,7 +92,7 @@ def related(loaded: LoadedBundle, store: Store | None, *, row: int, limit: int) 
                 version=loaded.version,
                 items=[(key, ranked(loaded, items[:RELATED_SIZE], entity="artists"))],
             )
-    return Listing(items=items[:limit], source=COMPUTED)
+    return Listing(items=items[:limit], origin=COMPUTED)
 
 
 def ranked(loaded: LoadedBundle, items: list[Item], *, entity: str = "tracks") -> Ranked:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from indexes.bundle import read_manifest, resolve_current
 from indexes.progress import log
-from service.bundles import LoadedBundle, load
+from service.bundle_holder import LoadedBundle, load
 from service.neighbours import RELATED_SIZE, compute_radio, ranked
 from service.recommend import related_artists
 from service.settings import PrecomputeConfig

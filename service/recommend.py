@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from indexes.bundle import Entities
 from indexes.ensemble import ENSEMBLE, capped_positions
-from service.bundles import LoadedBundle
+from service.bundle_holder import LoadedBundle
 from service.errors import BadParameter, ModelUnavailable
 
 USER_MODEL = "als"  # the model whose user vectors drive personal recommendations

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from service import errors, radio
-from service.bundles import LoadedBundle
+from service.bundle_holder import LoadedBundle
 from service.experiments import CONTROL, assign, store_version
 from service.neighbours import compute_radio, ranked
 from service.radio import Candidate, Station

@@ -52,9 +52,9 @@ async def related_artists(
     listing = await run_in_threadpool(
         neighbours.related, loaded, monitor.optional(), row=row, limit=limit
     )
-    m.cache_read("related", hit=listing.source == neighbours.CACHE)
+    m.cache_read("related", hit=listing.origin == neighbours.CACHE)
     return body({
         "artist": artist_json(b, row),
-        "source": listing.source,
+        "source": listing.origin,
         "items": scored_artists_json(b, listing.items),
     })  # fmt: skip

@@ -17,14 +17,14 @@ from starlette.routing import BaseRoute
 
 from indexes.bundle import Bundle
 from service.api import schemas
-from service.bundles import BundleHolder, LoadedBundle
+from service.bundle_holder import BundleHolder, LoadedBundle
 from service.errors import ModelUnavailable, NotFound
 from service.metrics import Metrics
 from service.neighbours import RELATED_SIZE
 from service.recommend import Item
 from service.settings import Settings
 from service.stations import StationConfig
-from service.stores import StoreMonitor
+from service.store_monitor import StoreMonitor
 
 VERSION_SCOPE_KEY = "segue.bundle_version"
 

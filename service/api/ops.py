@@ -4,8 +4,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from service.api.deps import RequestMetrics
-from service.bundles import BundleHolder
-from service.stores import StoreMonitor
+from service.bundle_holder import BundleHolder
+from service.store_monitor import StoreMonitor
 
 router = APIRouter(tags=["operations"])
 

@@ -85,9 +85,9 @@ async def radio_neighbours(
         loaded, store, row=row, size=settings.radio_size, artist_cap=settings.radio_artist_cap,
         per_source=settings.radio_candidates_per_source,
     ))  # fmt: skip
-    m.cache_read("radio", hit=listing.source == neighbours.CACHE)
+    m.cache_read("radio", hit=listing.origin == neighbours.CACHE)
     return body({
         "track": track_json(b, row),
-        "source": listing.source,
+        "source": listing.origin,
         "items": scored_tracks_json(b, listing.items[:limit]),
     })  # fmt: skip

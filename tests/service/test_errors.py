@@ -18,7 +18,7 @@ from service.settings import Settings
 from service.stations import StationBusy, StationNotFound
 from service.store.base import Store, StoreOptions, StoreUnavailable
 from service.store.sqlite import SqliteStore
-from service.stores import StoreMonitor
+from service.store_monitor import StoreMonitor
 
 CASES: list[tuple[Exception, int, Any, dict[str, str]]] = [
     (errors.NotFound("track", "a/b"), 404, "track 'a/b' not found", {}),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from indexes.pipeline import BuildResult
-from service.bundles import LoadedBundle, load
+from service.bundle_holder import LoadedBundle, load
 from service.experiments import (
     CONTROL,
     Variant,

@@ -11,7 +11,7 @@ import pytest
 
 from indexes.pipeline import BuildResult
 from service import neighbours
-from service.bundles import LoadedBundle, load
+from service.bundle_holder import LoadedBundle, load
 from service.neighbours import CACHE, COMPUTED, RELATED_SIZE, Listing
 from service.recommend import related_artists
 from service.store.base import RADIO, RELATED, Ranked, StoreUnavailable
@@ -61,7 +61,7 @@ def test_radio_neighbours_are_computed_on_a_miss_then_read_back(
     loaded: LoadedBundle, store: SqliteStore
 ) -> None:
     first = neighbours.radio_neighbours(loaded, store, row=5, **RADIO_ARGS)
-    assert first.source == COMPUTED and 0 < len(first.items) <= 60
+    assert first.origin == COMPUTED and 0 < len(first.items) <= 60
     assert 5 not in rows(first) and len(set(rows(first))) == len(first.items)
     artist = loaded.bundle.tracks.artist
     assert artist is not None
@@ -71,7 +71,7 @@ def test_radio_neighbours_are_computed_on_a_miss_then_read_back(
     assert first.items == neighbours.compute_radio(loaded, row=5, **RADIO_ARGS)
 
     again = neighbours.radio_neighbours(loaded, store, row=5, **RADIO_ARGS)
-    assert again.source == CACHE and rows(again) == rows(first)
+    assert again.origin == CACHE and rows(again) == rows(first)
     assert [i.score for i in again.items] == pytest.approx(scores, rel=1e-6)
 
 
@@ -83,7 +83,7 @@ def test_a_list_without_rows_is_read_back_by_id(loaded: LoadedBundle, store: Sql
     store.put_many(kind=RADIO, version=loaded.version,
                    items=[(key, Ranked(ids=ranked.ids, scores=ranked.scores))])  # fmt: skip
     listing = neighbours.radio_neighbours(loaded, store, row=9, **RADIO_ARGS)
-    assert listing.source == CACHE and rows(listing) == [i.row for i in items]
+    assert listing.origin == CACHE and rows(listing) == [i.row for i in items]
 
 
 def test_radio_neighbours_need_the_store(loaded: LoadedBundle, tmp_path: Path) -> None:
@@ -99,14 +99,14 @@ def test_related_artists_are_written_back_and_read_from_the_store(
     loaded: LoadedBundle, store: SqliteStore
 ) -> None:
     first = neighbours.related(loaded, store, row=3, limit=7)
-    assert first.source == COMPUTED and len(first.items) == 7 and 3 not in rows(first)
+    assert first.origin == COMPUTED and len(first.items) == 7 and 3 not in rows(first)
     assert first.items == related_artists(loaded, row=3, limit=RELATED_SIZE)[:7]
     stored = store.get(kind=RELATED, version=loaded.version, key=loaded.bundle.artists.id_of(3))
     assert stored is not None and len(stored.ids) == RELATED_SIZE  # the whole list, not 7
     again = neighbours.related(loaded, store, row=3, limit=7)
-    assert again.source == CACHE and rows(again) == rows(first)
+    assert again.origin == CACHE and rows(again) == rows(first)
     more = neighbours.related(loaded, store, row=3, limit=RELATED_SIZE + 10)
-    assert more.source == COMPUTED and len(more.items) == RELATED_SIZE + 10  # beyond the list
+    assert more.origin == COMPUTED and len(more.items) == RELATED_SIZE + 10  # beyond the list
     assert rows(more)[:7] == rows(first)
 
 
@@ -117,10 +117,10 @@ def test_related_artists_do_without_the_store(loaded: LoadedBundle, tmp_path: Pa
     unwritable = Failing(tmp_path / "b.db", reads=False, writes=True)
     try:
         failed_read = neighbours.related(loaded, unreadable, row=4, limit=10)
-        assert failed_read.source == COMPUTED and rows(failed_read) == want
+        assert failed_read.origin == COMPUTED and rows(failed_read) == want
         assert unreadable.puts == 0  # a store that failed is not written to
         failed_write = neighbours.related(loaded, unwritable, row=4, limit=10)
-        assert failed_write.source == COMPUTED and rows(failed_write) == want
+        assert failed_write.origin == COMPUTED and rows(failed_write) == want
         assert unwritable.puts == 1
     finally:
         unreadable.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from indexes.pipeline import BuildResult
-from service.bundles import load
+from service.bundle_holder import load
 from service.neighbours import compute_radio, related
 from service.precompute import PrecomputeConfig, precompute, task_name
 from service.store.base import RADIO, RELATED
@@ -59,7 +59,7 @@ def test_a_partial_run_resumes_and_the_lists_match_the_service(
                 assert got.ids == [tracks.id_of(i.row) for i in want]
                 assert got.scores == pytest.approx([i.score for i in want], rel=1e-5)
             listing = related(loaded, store, row=3, limit=20)
-            assert listing.source == "cache" and len(listing.items) == 20
+            assert listing.origin == "cache" and len(listing.items) == 20
         finally:
             loaded.bundle.close()
     finally:

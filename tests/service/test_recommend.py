@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from indexes.pipeline import BuildResult
 from service import recommend
-from service.bundles import BundleHolder, NoBundle, load
+from service.bundle_holder import BundleHolder, NoBundle, load
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 
 from indexes.pipeline import BuildResult
 from service import stations
-from service.bundles import LoadedBundle, load
+from service.bundle_holder import LoadedBundle, load
 from service.radio import THUMBS_DOWN, THUMBS_UP
 from service.settings import Settings, StationConfig
 from service.stations import StationBusy, StationNotFound

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.store.base import StoreOptions, StoreUnavailable
-from service.stores import StoreMonitor
+from service.store_monitor import StoreMonitor
 
 
 def test_a_store_that_is_down_is_refused_at_once_until_it_answers_again(tmp_path: Path) -> None:
