@@ -19,6 +19,7 @@ from scipy import sparse
 
 from indexes.bundle.layout import COOC, IDENTITY, LOG1P, POPULARITY
 from indexes.bundle.neighbours import Neighbours
+from indexes.config import SignalConfig
 from indexes.datasets.shape import Dataset, Sequences, following
 from indexes.models.cooccurrence import cooccurrence_neighbours, cooccurrence_tables, popularity
 
@@ -36,15 +37,6 @@ TRANSFORMS = {COOC: IDENTITY, COOC_COUNT: LOG1P, TRANS: LOG1P, TRANS_RECENT: LOG
 
 def recent_name(half_life_days: float) -> str:
     return f"recent_{half_life_days:g}d"
-
-
-@dataclass(frozen=True)
-class SignalConfig:
-    top_n: int = 100  # neighbours kept per item in each table
-    window: int = 200  # session co-occurrence: plays of one basket at most (longer: cut)
-    # recency-weighted popularity, one feature per half-life (days)
-    half_lives_days: tuple[float, ...] = (7.0, 28.0, 90.0, 365.0)
-    transition_half_life_days: float = 90.0
 
 
 @dataclass

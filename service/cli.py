@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from service.settings import Settings, describe_error
 
 if TYPE_CHECKING:
+    from indexes.config import BuildConfig
     from indexes.datasets.shape import Dataset
-    from indexes.pipeline import BuildConfig
     from service.store.base import Store
 
 DEFAULT_DATASET = "synthetic:5000"
@@ -209,7 +209,7 @@ def _setting_option(
 
 
 def _keep_option(p: argparse.ArgumentParser) -> None:
-    from indexes.pipeline import BuildConfig
+    from indexes.config import BuildConfig
 
     p.add_argument(
         "--keep", type=int, default=BuildConfig().keep,
@@ -219,7 +219,7 @@ def _keep_option(p: argparse.ArgumentParser) -> None:
 
 def _build_options(p: argparse.ArgumentParser) -> None:
     """The options of a build, at BuildConfig's defaults (and the plays-at loader's)."""
-    from indexes.pipeline import BuildConfig
+    from indexes.config import BuildConfig
 
     d = BuildConfig()
     recall = f"recall@10 {d.target_recall:g}"
@@ -394,7 +394,7 @@ def _events_export(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> BuildConfig:
     """The BuildConfig of the build options (and `--variants`, `--keep` where the command has
     them); SystemExit with a message for a bad one."""
-    from indexes.pipeline import BuildConfig
+    from indexes.config import BuildConfig
 
     values = {name: getattr(args, name) for name in BUILD_FLAGS}
     for name, value in values.items():
