@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from indexes.pipeline import BuildConfig, build_bundle
     from service import radio, stations
     from service.bundle_holder import load
+    from service.settings import Settings
     from service.store.factory import open_store
 
     data = generate_synthetic(n_tracks=args.tracks, seed=args.seed)
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         built = build_bundle(data, out=Path(tmp) / "bundles", config=BuildConfig(seed=args.seed))
         loaded = load(built.path, verify_checksums=False, candidates_per_source=50, search_k=None)
         store = open_store(f"sqlite:///{Path(tmp) / 'store.db'}")
-        config = stations.StationConfig()
+        config = Settings.defaults().station_config()
         rng = random.Random(args.seed)
         played_genres = sorted(set(genre.values()))
         shares: dict[str, list[list[float]]] = {"feedback": [], "none": []}

@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print(INSTALL_WRK, file=sys.stderr)
         return 2
-    from service.precompute import PrecomputeConfig, precompute
+    from service.precompute import precompute
+    from service.settings import Settings
     from service.store.base import RADIO as RADIO_KIND
     from service.store.base import StoreUnavailable, parse_store_url
     from service.store.factory import open_store
@@ -86,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         except StoreUnavailable as e:
             print(f"{e}\nstart it first: scripts/cassandra start", file=sys.stderr)
             return 2
-        config = PrecomputeConfig(processes=args.processes, chunk_size=args.chunk_size)
+        config = Settings.defaults().precompute_config(
+            processes=args.processes, chunk_size=args.chunk_size
+        )
         try:
             report = precompute(bundles=bundles, store=store, config=config)
             log(report.summary())

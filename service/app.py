@@ -14,6 +14,7 @@ from service import errors, middleware
 from service.api import artists, ops, stations, tracks, users
 from service.api.deps import document_limits
 from service.bundle_holder import BundleHolder, LoadedBundle
+from service.list_cache import ListCache
 from service.metrics import Metrics
 from service.settings import Settings
 from service.store_monitor import StoreMonitor
@@ -67,6 +68,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         on_error=metrics.store_errors.inc,
     )
     app.state.metrics, app.state.holder, app.state.stores = metrics, holder, stores
+    app.state.list_cache = ListCache(
+        max_items=settings.list_cache_size, on_read=metrics.list_cache_read
+    )
     watchers = [
         asyncio.create_task(holder.watch(
             every=settings.swap_poll_seconds, on_swap=functools.partial(_serving, metrics),

@@ -57,6 +57,12 @@ class Metrics:
             ["list", "result"],
             registry=reg,
         )
+        self.list_cache = Counter(
+            "segue_list_cache_total",
+            "Reads of the worker's in-memory lists by list (radio, related) and result (hit, miss)",
+            ["list", "result"],
+            registry=reg,
+        )
         self.station_events = Counter(
             "segue_station_events_total",
             "Station events by type (created, track_served, thumbs_up, thumbs_down, skip, "
@@ -73,6 +79,10 @@ class Metrics:
     def cache_read(self, listing: str, *, hit: bool) -> None:
         """One read of a radio-neighbour or related-artist list: from the store's cache or not."""
         self.radio_cache.labels(listing, "hit" if hit else "miss").inc()
+
+    def list_cache_read(self, listing: str, hit: bool) -> None:
+        """One read of the worker's in-memory lists (`ListCache`)."""
+        self.list_cache.labels(listing, "hit" if hit else "miss").inc()
 
     def observe_ann(self, model: str, entity: str, seconds: float) -> None:
         self.ann.labels(model, entity).observe(seconds)

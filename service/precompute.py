@@ -20,10 +20,10 @@ from pathlib import Path
 from indexes.bundle import read_manifest, resolve_current
 from indexes.progress import log
 from service.bundle_holder import LoadedBundle, load
-from service.neighbours import RELATED_SIZE, compute_radio, ranked
+from service.neighbours import RELATED_SIZE, RadioShape, compute_radio, list_version, ranked
 from service.recommend import related_artists
 from service.settings import PrecomputeConfig
-from service.store.base import RADIO, RELATED, Ranked, Store
+from service.store.base import LIST_FORMAT, RADIO, RELATED, Ranked, Store
 
 
 @dataclass
@@ -52,9 +52,25 @@ class PrecomputeReport:
 
 
 def task_name(kind: str, config: PrecomputeConfig) -> str:
-    """Progress is recorded per task; a different chunking or list size is a different task."""
-    size = config.radio_size if kind == RADIO else RELATED_SIZE
-    return f"{kind}/top{size}/chunk{config.chunk_size}"
+    """Progress is recorded per task; a different chunking, list shape or list encoding is a
+    different task."""
+    if kind == RADIO:
+        return (
+            f"{kind}/top{config.radio_size}/{radio_shape(config).digest()}/chunk{config.chunk_size}"
+        )
+    return f"{kind}/top{RELATED_SIZE}/f{LIST_FORMAT}/chunk{config.chunk_size}"
+
+
+def radio_shape(config: PrecomputeConfig) -> RadioShape:
+    return RadioShape(
+        size=config.radio_size, artist_cap=config.radio_artist_cap,
+        per_source=config.radio_candidates_per_source,
+    )  # fmt: skip
+
+
+def list_key(kind: str, *, version: str, config: PrecomputeConfig) -> str:
+    """The store version a kind's lists are written under (the one the service reads)."""
+    return list_version(version, shape=radio_shape(config)) if kind == RADIO else version
 
 
 def precompute(*, bundles: Path, store: Store, config: PrecomputeConfig) -> PrecomputeReport:
@@ -93,7 +109,9 @@ def precompute(*, bundles: Path, store: Store, config: PrecomputeConfig) -> Prec
         total_items = sum(_chunk_len(k, c, counts, config) for k, c in todo)
         done_items = 0
         for kind, chunk, items in pool.imap_unordered(_compute_chunk, todo):
-            store.put_many(kind=kind, version=version, items=items)
+            store.put_many(
+                kind=kind, version=list_key(kind, version=version, config=config), items=items
+            )
             store.mark_done(
                 version=version, task=task_name(kind, config), chunk=chunk, items=len(items)
             )

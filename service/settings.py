@@ -102,6 +102,10 @@ class Settings(BaseSettings):
         7 * 24 * 3600, ge=0, description="a station expires this long after its last use (0: never)"
     )
     radio_artist_gap: int = Field(3, ge=0, le=50, description="slots between tracks of one artist")
+    list_cache_size: int = Field(
+        8192, ge=0, le=10_000_000,
+        description="radio and related lists each worker keeps decoded in memory (0: none)",
+    )  # fmt: skip
 
     @classmethod
     def defaults(cls) -> Settings:

@@ -22,7 +22,7 @@ import numpy as np
 from service import errors, radio
 from service.bundle_holder import LoadedBundle
 from service.experiments import CONTROL, assign, store_version
-from service.neighbours import compute_radio, ranked
+from service.neighbours import RadioShape, compute_radio, list_version, ranked
 from service.radio import Candidate, Station
 from service.settings import StationConfig
 from service.store.base import RADIO, EventRecord, Ranked, Store
@@ -46,7 +46,11 @@ class BundleCatalogue:
     ) -> None:  # fmt: skip
         self.loaded, self.store, self.config = loaded, store, config
         self.version, self.variant = version, variant
-        self.key = store_version(version, variant)
+        shape = RadioShape(
+            size=config.radio_size, artist_cap=config.radio_artist_cap,
+            per_source=config.per_source,
+        )  # fmt: skip
+        self.key = list_version(store_version(version, variant), shape=shape)
         self.tracks = loaded.bundle.tracks
         self._seen: dict[str, list[Candidate]] = {}
         self._uncached: set[str] = set()  # prefetched and not in the store: no second read

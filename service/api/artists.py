@@ -7,11 +7,10 @@ from service.api.deps import (
     NOT_FOUND,
     Json,
     ListLimit,
+    ListsOf,
     Loaded,
     RelatedLimit,
-    RequestMetrics,
     SearchText,
-    Stores,
     artist_json,
     artist_out,
     artist_row,
@@ -42,17 +41,21 @@ async def get_artist(artist_id: ArtistId, loaded: Loaded) -> schemas.Artist:
     responses=NOT_FOUND,
 )
 async def related_artists(
-    artist_id: ArtistId, loaded: Loaded, monitor: Stores, m: RequestMetrics, limit: RelatedLimit
+    artist_id: ArtistId, loaded: Loaded, ctx: ListsOf, limit: RelatedLimit
 ) -> Json:
-    """The artists most related to one artist (the ensemble of every model): the store's
-    precomputed list when it has one, else computed from the bundle (also when the store
-    is down)."""
+    """The artists most related to one artist (the ensemble of every model): the precomputed
+    list in the worker's memory or the store when there is one, else computed from the bundle
+    (also when the store is down)."""
     b = loaded.bundle
     row = artist_row(b, artist_id)
-    listing = await run_in_threadpool(
-        neighbours.related, loaded, monitor.optional(), row=row, limit=limit
-    )
-    m.cache_read("related", hit=listing.origin == neighbours.CACHE)
+    key = neighbours.related_key(loaded, row=row)
+    listing = neighbours.cached_related(ctx.cache, key=key, limit=limit)
+    if listing is None:  # not in memory: the store, or computed (on a thread)
+        listing = await run_in_threadpool(
+            neighbours.related, loaded, ctx.stores.optional(), row=row, limit=limit,
+            cache=ctx.cache, looked_up=True,
+        )  # fmt: skip
+        ctx.metrics.cache_read("related", hit=listing.origin == neighbours.CACHE)
     return body({
         "artist": artist_json(b, row),
         "source": listing.origin,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -19,8 +20,9 @@ from indexes.bundle import Bundle
 from service.api import schemas
 from service.bundle_holder import BundleHolder, LoadedBundle
 from service.errors import ModelUnavailable, NotFound
+from service.list_cache import ListCache, RankedRows
 from service.metrics import Metrics
-from service.neighbours import RELATED_SIZE
+from service.neighbours import RELATED_SIZE, RadioShape
 from service.recommend import Item
 from service.settings import Settings
 from service.stations import StationConfig
@@ -55,6 +57,27 @@ Stores = Annotated[StoreMonitor, Depends(_state("stores"))]
 RequestMetrics = Annotated[Metrics, Depends(_state("metrics"))]
 AppSettings = Annotated[Settings, Depends(_state("settings"))]
 StationsConfig = Annotated[StationConfig, Depends(_state("station_config"))]
+
+
+@dataclass(frozen=True)
+class ListContext:
+    """What the list routes use of the app, as one dependency: FastAPI's work per dependency and
+    request is of the order of these routes' own (see loadtest/README.md)."""
+
+    settings: Settings
+    cache: ListCache
+    stores: StoreMonitor
+    metrics: Metrics
+    shape: RadioShape
+
+
+async def _list_context(request: Request) -> ListContext:
+    state = request.app.state
+    return ListContext(settings=state.settings, cache=state.list_cache, stores=state.stores,
+                       metrics=state.metrics, shape=radio_shape(state.settings))  # fmt: skip
+
+
+ListsOf = Annotated[ListContext, Depends(_list_context)]
 SearchText = Annotated[str, Query(max_length=200)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": schemas.Problem}}
 
@@ -106,6 +129,14 @@ RelatedLimit = Annotated[
 RadioLimit = Annotated[
     int, Depends(Limit(most=lambda s: s.radio_size, default=lambda s: s.radio_size))
 ]
+
+
+def radio_shape(settings: Settings) -> RadioShape:
+    """The shape of the radio lists the settings make (and `segue precompute` writes)."""
+    return RadioShape(
+        size=settings.radio_size, artist_cap=settings.radio_artist_cap,
+        per_source=settings.radio_candidates_per_source,
+    )  # fmt: skip
 
 
 def document_limits(
@@ -220,6 +251,14 @@ def scored_tracks_json(
 ) -> list[dict[str, Any]]:
     """Ranked items as tracks with their `score` (plus `columns`); see `tracks_json`."""
     return tracks_json(bundle, [i.row for i in items], score=_scores(items), **columns)
+
+
+def ranked_tracks_json(bundle: Bundle, ranked: RankedRows, *, limit: int) -> list[dict[str, Any]]:
+    """The first `limit` of a list in memory as tracks with their `score`; see `tracks_json`."""
+    scores = ranked.scores[:limit].tolist()
+    return tracks_json(
+        bundle, ranked.rows[:limit], score=[v if math.isfinite(v) else 0.0 for v in scores]
+    )
 
 
 def scored_artists_json(bundle: Bundle, items: Sequence[Item]) -> list[dict[str, Any]]:

@@ -1,20 +1,22 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
+from indexes.ensemble import ENSEMBLE
 from service import neighbours, recommend
 from service.api import schemas
 from service.api.deps import (
     NOT_FOUND,
-    AppSettings,
     Json,
+    ListContext,
     ListLimit,
+    ListsOf,
     Loaded,
     RadioLimit,
-    RequestMetrics,
     SearchText,
-    Stores,
     body,
+    ranked_tracks_json,
     scored_tracks_json,
     track_json,
     track_out,
@@ -22,6 +24,8 @@ from service.api.deps import (
     tracks_json,
 )
 from service.api.ids import TrackId
+from service.bundle_holder import LoadedBundle
+from service.recommend import Item
 
 router = APIRouter(prefix="/v1/tracks", tags=["tracks"])
 
@@ -46,20 +50,38 @@ async def get_track(track_id: TrackId, loaded: Loaded) -> schemas.Track:
     responses=NOT_FOUND,
 )
 async def similar_tracks(
-    track_id: TrackId,
-    loaded: Loaded,
-    settings: AppSettings,
-    limit: ListLimit,
-    model: Model = "ensemble",
+    track_id: TrackId, loaded: Loaded, ctx: ListsOf, limit: ListLimit, model: Model = ENSEMBLE
 ) -> Json:
-    """The tracks most similar to one track, at most `artist_cap` per artist."""
+    """The tracks most similar to one track, at most `artist_cap` per artist: for the ensemble,
+    the track's radio list (in memory, else from the store, else computed and written back);
+    for one model, its nearest neighbours."""
     b = loaded.bundle
     row = track_row(b, track_id)
-    items = recommend.similar_tracks(
-        loaded, row=row, limit=limit, source=model, artist_cap=settings.artist_cap
-    )
+    items = None
+    if model == ENSEMBLE:
+        items = await _similar_from_radio(loaded, ctx, row=row, limit=limit)
+    if items is None:
+        items = recommend.similar_tracks(
+            loaded, row=row, limit=limit, source=model, artist_cap=ctx.settings.artist_cap
+        )
     return body(
         {"track": track_json(b, row), "model": model, "items": scored_tracks_json(b, items)}
+    )
+
+
+async def _similar_from_radio(
+    loaded: LoadedBundle, ctx: ListContext, *, row: int, limit: int
+) -> list[Item] | None:
+    """From the list in memory on the event loop; else on a thread (a store read or the list
+    computed; the store is not needed). None when the list cannot tell them."""
+    radio = ctx.cache.get(neighbours.radio_key(loaded, row=row, shape=ctx.shape))
+    if radio is None:
+        radio = await run_in_threadpool(
+            neighbours.radio_list_anyway, loaded, ctx.stores.optional(), row=row,
+            shape=ctx.shape, cache=ctx.cache, looked_up=True,
+        )  # fmt: skip
+    return neighbours.similar_from_radio(
+        loaded, radio, shape=ctx.shape, limit=limit, artist_cap=ctx.settings.artist_cap
     )
 
 
@@ -69,25 +91,26 @@ async def similar_tracks(
     responses={**NOT_FOUND, 503: {"model": schemas.Unavailable}},
 )
 async def radio_neighbours(
-    track_id: TrackId,
-    loaded: Loaded,
-    monitor: Stores,
-    m: RequestMetrics,
-    settings: AppSettings,
-    limit: RadioLimit,
+    track_id: TrackId, loaded: Loaded, ctx: ListsOf, limit: RadioLimit
 ) -> Json:
     """The track's top radio neighbours (the ensemble's best, a few per artist), from the
-    store's cache; on a miss they are computed, written back and served. 503 if the store
-    is down."""
+    worker's memory or the store's cache; on a miss they are computed, written back and
+    served. 503 if the store is down and the list is not in memory."""
     b = loaded.bundle
     row = track_row(b, track_id)
-    listing = await monitor.run(lambda store: neighbours.radio_neighbours(
-        loaded, store, row=row, size=settings.radio_size, artist_cap=settings.radio_artist_cap,
-        per_source=settings.radio_candidates_per_source,
-    ))  # fmt: skip
-    m.cache_read("radio", hit=listing.origin == neighbours.CACHE)
+    shape, cache = ctx.shape, ctx.cache
+    in_memory = cache.get(neighbours.radio_key(loaded, row=row, shape=shape))
+    if in_memory is not None:
+        radio, origin = in_memory, neighbours.CACHE
+    else:  # the store, or computed and written back
+        radio, origin = await ctx.stores.run(
+            lambda store: neighbours.radio_list(
+                loaded, store, row=row, shape=shape, cache=cache, looked_up=True
+            )
+        )
+        ctx.metrics.cache_read("radio", hit=origin == neighbours.CACHE)
     return body({
         "track": track_json(b, row),
-        "source": listing.origin,
-        "items": scored_tracks_json(b, listing.items[:limit]),
+        "source": origin,
+        "items": ranked_tracks_json(b, radio, limit=limit),
     })  # fmt: skip

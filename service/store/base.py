@@ -10,9 +10,13 @@ into a 503 with Retry-After); any other exception is a bug.
 
 from __future__ import annotations
 
+import itertools
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+import numpy as np
 
 # StoreOptions is built from the settings; the URL has a module of its own (settings reads it)
 from service.settings import StoreOptions as StoreOptions
@@ -55,6 +59,46 @@ class Ranked:
             raise ValueError(f"{len(self.ids)} ids but {len(self.scores)} scores")
         if self.rows is not None and len(self.rows) != len(self.ids):
             raise ValueError(f"{len(self.ids)} ids but {len(self.rows)} rows")
+
+
+# a list as one blob: a header (format, whether rows are present, length), the rows as int32,
+# the scores as float32, then the ids as uint32 offsets into their UTF-8 bytes; decoding is a
+# few numpy views instead of a value per item
+LIST_FORMAT = 1
+_HEADER = struct.Struct("<BB2xI")
+
+
+def encode_list(ranked: Ranked) -> bytes:
+    """`ranked` as one blob (`decode_list` reads it back; scores are kept as float32)."""
+    encoded = [i.encode("utf-8") for i in ranked.ids]
+    offsets = np.zeros(len(encoded) + 1, dtype="<u4")
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    parts = [_HEADER.pack(LIST_FORMAT, ranked.rows is not None, len(encoded))]
+    if ranked.rows is not None:
+        parts.append(np.asarray(ranked.rows, dtype="<i4").tobytes())
+    parts += [np.asarray(ranked.scores, dtype="<f4").tobytes(), offsets.tobytes(), *encoded]
+    return b"".join(parts)
+
+
+def decode_list(blob: bytes) -> Ranked:
+    """The list `encode_list` wrote (ValueError for a blob of another format)."""
+    version, has_rows, n = _HEADER.unpack_from(blob)
+    if version != LIST_FORMAT:
+        raise ValueError(f"list format {version}, not {LIST_FORMAT}")
+    at = _HEADER.size
+    rows = None
+    if has_rows:
+        rows = np.frombuffer(blob, dtype="<i4", count=n, offset=at).tolist()
+        at += 4 * n
+    scores = np.frombuffer(blob, dtype="<f4", count=n, offset=at).tolist()
+    offsets = np.frombuffer(blob, dtype="<u4", count=n + 1, offset=at + 4 * n).tolist()
+    text = blob[at + 4 * (2 * n + 1) :]
+    if text.isascii():  # byte offsets are character offsets: decode once, then slice
+        chars = text.decode("ascii")
+        ids = [chars[a:b] for a, b in itertools.pairwise(offsets)]
+    else:
+        ids = [text[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
+    return Ranked(ids=ids, scores=scores, rows=rows)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ from service.store.base import (
     StoredStation,
     StoreUnavailable,
     check_kind,
+    decode_list,
+    encode_list,
 )
 from service.store.url import StoreUrl
 
@@ -63,8 +65,8 @@ SCHEMA_COMPONENT = "segue"
 def schema(keyspace: str, *, ttl_seconds: int) -> list[tuple[int, list[str]]]:
     """(version, statements), applied in order, each version at most once.
 
-    Lists are frozen: always written whole, one cell each (a non-frozen list is a cell per
-    element plus a tombstone on every overwrite)."""
+    Lists are written whole, one cell each: frozen lists up to step 3 (a non-frozen list is a
+    cell per element plus a tombstone on every overwrite), one blob from step 4."""
     ttl = int(ttl_seconds)
     return [
         (
@@ -107,6 +109,17 @@ def schema(keyspace: str, *, ttl_seconds: int) -> list[tuple[int, list[str]]]:
                 f"ALTER TABLE {keyspace}.stations ADD IF NOT EXISTS writer uuid",
             ],
         ),
+        (4, _blob_lists(keyspace)),
+    ]
+
+
+def _blob_lists(keyspace: str) -> list[str]:
+    """Schema step 4: lists as one blob each (`encode_list`). Rows of the old layout have no
+    blob and read as missing (recomputed on a miss or by `segue precompute`, whose task names
+    change with the layout); adding a column is safe while other workers run the same step."""
+    return [
+        f"ALTER TABLE {keyspace}.{table} ADD IF NOT EXISTS ranked blob"
+        for table, _ in TABLES.values()
     ]
 
 
@@ -153,11 +166,11 @@ def statements(ks: str) -> dict[str, str]:
     }
     for kind, (table, column) in TABLES.items():
         cql[f"get:{kind}"] = (
-            f"SELECT ids, scores, rows FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
+            f"SELECT ranked FROM {ks}.{table} WHERE bundle_version = ? AND {column} = ?"
         )
         cql[f"put:{kind}"] = (
-            f"INSERT INTO {ks}.{table} (bundle_version, {column}, ids, scores, rows) "
-            "VALUES (?, ?, ?, ?, ?) USING TTL ?"
+            f"INSERT INTO {ks}.{table} (bundle_version, {column}, ranked) VALUES (?, ?, ?) "
+            "USING TTL ?"
         )
     return cql
 
@@ -388,7 +401,7 @@ class CassandraStore:
         session, p = self._ensure()
         with self._errors():
             row = session.execute(p[f"get:{kind}"], (version, key)).one()
-        return None if row is None else _ranked(row)
+        return _ranked(row)
 
     def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
         check_kind(kind)
@@ -403,9 +416,9 @@ class CassandraStore:
             )  # fmt: skip
             out: dict[str, Ranked] = {}
             for key, (_, rows) in zip(unique, results, strict=True):
-                row = rows.one()
-                if row is not None:
-                    out[key] = _ranked(row)
+                ranked = _ranked(rows.one())
+                if ranked is not None:
+                    out[key] = ranked
         return out
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
@@ -414,7 +427,7 @@ class CassandraStore:
             return
         session, p = self._ensure()
         ttl = int(self.options.ttl_seconds)
-        args = [(version, key, r.ids, r.scores, r.rows, ttl) for key, r in items]
+        args = [(version, key, encode_list(r), ttl) for key, r in items]
         with self._errors():
             execute_concurrent_with_args(
                 session,
@@ -494,12 +507,11 @@ class CassandraStore:
             cluster.shutdown()
 
 
-def _ranked(row: Any) -> Ranked:
-    return Ranked(
-        ids=list(row.ids or []),
-        scores=[float(x) for x in row.scores or []],
-        rows=None if row.rows is None else list(row.rows),
-    )
+def _ranked(row: Any) -> Ranked | None:
+    """A row's list; None for no row, or for a row of the layout before schema version 4."""
+    if row is None or row.ranked is None:
+        return None
+    return decode_list(row.ranked)
 
 
 def _describe(e: BaseException) -> str:

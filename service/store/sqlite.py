@@ -6,7 +6,6 @@ The schema is versioned with `PRAGMA user_version` and applied idempotently at o
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -15,7 +14,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from service.settings import StoreOptions
-from service.store.base import EventRecord, Ranked, StoredStation, StoreUnavailable, table_of
+from service.store.base import (
+    TABLES,
+    EventRecord,
+    Ranked,
+    StoredStation,
+    StoreUnavailable,
+    decode_list,
+    encode_list,
+    table_of,
+)
 
 # (version, statements): applied in order, each at most once
 SCHEMA: list[tuple[int, list[str]]] = [
@@ -49,6 +57,25 @@ SCHEMA.append(
                 variant TEXT NOT NULL, bundle_version TEXT NOT NULL, track_id TEXT NOT NULL,
                 kind TEXT NOT NULL, at REAL NOT NULL,
                 PRIMARY KEY (station_id, event_id)) WITHOUT ROWID""",
+        ],
+    )
+)
+SCHEMA.append(
+    (
+        3,
+        [
+            # lists as one blob each (`encode_list`); the lists of the old layout are dropped, not
+            # converted: they are recomputed on a miss or by `segue precompute`, whose progress
+            # is cleared with them so that it writes them again
+            "DROP TABLE IF EXISTS radio_neighbours",
+            "DROP TABLE IF EXISTS related_artists",
+            "DELETE FROM precompute_progress",
+            *(
+                f"""CREATE TABLE {table} (
+                bundle_version TEXT NOT NULL, {column} TEXT NOT NULL, ranked BLOB NOT NULL,
+                computed_at REAL NOT NULL, PRIMARY KEY (bundle_version, {column})) WITHOUT ROWID"""
+                for table, column in TABLES.values()
+            ),
         ],
     )
 )
@@ -150,29 +177,22 @@ class SqliteStore:
             for start in range(0, len(unique), _IN_LIMIT):
                 chunk = unique[start : start + _IN_LIMIT]
                 marks = ", ".join("?" * len(chunk))
-                for key, ids, scores, rows in conn.execute(
-                    f"SELECT {column}, ids, scores, rows FROM {table} "
+                for key, blob in conn.execute(
+                    f"SELECT {column}, ranked FROM {table} "
                     f"WHERE bundle_version = ? AND {column} IN ({marks})",
                     (version, *chunk),
                 ):
-                    out[key] = Ranked(
-                        ids=json.loads(ids), scores=json.loads(scores),
-                        rows=json.loads(rows) if rows is not None else None,
-                    )  # fmt: skip
+                    out[key] = decode_list(blob)
         return out
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:
         table, column = table_of(kind)
         now = self.clock()
-        rows = [
-            (version, key, json.dumps(r.ids), json.dumps(r.scores),
-             None if r.rows is None else json.dumps(r.rows), now)
-            for key, r in items
-        ]  # fmt: skip
+        rows = [(version, key, encode_list(r), now) for key, r in items]
         with self._errors(), self._transaction(self._connection()) as conn:
             conn.executemany(
-                f"INSERT OR REPLACE INTO {table} (bundle_version, {column}, ids, scores, "
-                "rows, computed_at) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {table} (bundle_version, {column}, ranked, computed_at) "
+                "VALUES (?, ?, ?, ?)",
                 rows,
             )
 

@@ -20,6 +20,8 @@ import yaml
 
 from indexes.bundle import open_bundle
 from indexes.pipeline import BuildResult
+from service.precompute import list_key
+from service.settings import Settings
 from service.store.base import RADIO
 from service.store.factory import open_store
 from tests.service.conftest import children, free_port
@@ -81,6 +83,7 @@ def environment(docs: list[dict[str, Any]], c: dict[str, Any]) -> dict[str, str]
     return env
 
 
+@pytest.mark.slow
 def test_the_deployments_own_command_serves_and_its_probes_answer(
     tiny_build: BuildResult, tmp_path: Path
 ) -> None:
@@ -136,6 +139,7 @@ def test_the_deployments_own_command_serves_and_its_probes_answer(
             proc.wait()
 
 
+@pytest.mark.slow
 def test_the_pipeline_cronjobs_own_script_builds_precomputes_and_publishes(tmp_path: Path) -> None:
     docs = render("dev")
     c = container(docs, "CronJob", "segue-pipeline")
@@ -162,7 +166,12 @@ def test_the_pipeline_cronjobs_own_script_builds_precomputes_and_publishes(tmp_p
     store = open_store(local["SEGUE_STORE"])
     try:
         track = bundle.tracks.id_of(0)
-        cached = store.get(kind=RADIO, version=version, key=track)
+        with pytest.MonkeyPatch.context() as mp:  # the settings the CronJob ran with
+            for name, value in {**env, **local}.items():
+                mp.setenv(name, value)
+            config = Settings().precompute_config()
+        lists = list_key(RADIO, version=version, config=config)  # keyed by version and settings
+        cached = store.get(kind=RADIO, version=lists, key=track)
         assert cached is not None and len(cached.ids) > 10
     finally:
         store.close()

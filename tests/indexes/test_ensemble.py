@@ -65,6 +65,7 @@ def test_learned_weights_come_from_the_manifest(tiny_build: BuildResult) -> None
         assert scorer.weights.tolist() == pytest.approx(w["weights"])
 
 
+@pytest.mark.slow
 def test_ensemble_beats_the_baselines_on_synthetic() -> None:
     data = generate_synthetic(n_tracks=2000, seed=11)
     results = evaluate(data, build=TINY, config=EvalConfig(k=20, max_seeds=1500))

@@ -54,6 +54,7 @@ def _radio_gain(full: dict[str, Any], ablated: dict[str, Any]) -> list[float]:
     return [full["lists"][RADIO][f"hr@{k}"] - ablated["lists"][RADIO][f"hr@{k}"] for k in CONFIG.ks]
 
 
+@pytest.mark.slow
 def test_recency_buys_hit_rate_where_popularity_moves_and_not_where_it_is_constant(
     with_time: dict[str, Any], without_time: dict[str, Any]
 ) -> None:
@@ -68,6 +69,7 @@ def test_recency_buys_hit_rate_where_popularity_moves_and_not_where_it_is_consta
     assert all(g < 0.01 for g in constant), (moving, constant)
 
 
+@pytest.mark.slow
 def test_the_radio_list_beats_the_plain_baselines_where_time_matters(
     with_time: dict[str, Any],
 ) -> None:
@@ -81,6 +83,7 @@ def test_the_radio_list_beats_the_plain_baselines_where_time_matters(
     assert lists["recent_7d"]["hr@50"] > lists["baseline: popularity, all time"]["hr@50"], table
 
 
+@pytest.mark.slow
 def test_every_list_has_hit_rates_with_intervals(with_time: dict[str, Any]) -> None:
     t = with_time["test"]
     assert 0 < t["evaluated"] <= CONFIG.max_pairs

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import sparse
 
 from indexes.datasets.shape import Dataset, Sequences, interactions_from_sequences, make_items
-from indexes.models.cooccurrence import cooccurrence_neighbours, cooccurrence_tables
 from indexes.signals import (
     COOC,
     COOC_COUNT,
@@ -106,24 +104,6 @@ def test_artist_transitions_leave_out_an_artist_following_itself() -> None:
     idx, sc = sig.tables[TRANS].row(0)
     assert idx.tolist() == [1] and sc.tolist() == [1.0]
     assert sig.tables[TRANS].row(1)[0].tolist() == []
-
-
-def test_cooccurrence_counts_and_cosine_from_one_product() -> None:
-    rng = np.random.default_rng(3)
-    x = sparse.random(300, 40, density=0.15, format="csr", random_state=rng)
-    cos, count = cooccurrence_tables(x, top_n=7)
-    assert cos.indices.tolist() == cooccurrence_neighbours(x, top_n=7).indices.tolist()
-    b = (x > 0).astype(np.float64)
-    exact = np.asarray((b.T @ b).todense())
-    np.fill_diagonal(exact, 0)
-    for i in range(40):
-        idx, sc = count.row(i)
-        assert len(idx) == min(7, int((exact[i] > 0).sum()))
-        assert sc.tolist() == exact[i][idx].tolist()
-        assert list(sc) == sorted(sc, reverse=True)
-        # nothing left out beats the last one kept
-        assert exact[i][np.setdiff1d(np.arange(40), [*idx, i])].max(initial=0) <= sc[-1]
-        assert i not in idx
 
 
 def test_top_per_row_sums_duplicates_and_keeps_the_heaviest() -> None:

@@ -65,6 +65,18 @@ def cluster() -> Any:
                    execution_profiles={EXEC_PROFILE_DEFAULT: profile})  # fmt: skip
 
 
+def answers() -> bool:
+    """Whether CQL answers at the test Cassandra's address now."""
+    c = cluster()
+    try:
+        c.connect().execute("SELECT release_version FROM system.local", timeout=10)
+        return True
+    except Exception:  # the driver raises several kinds for a node that is down or starting
+        return False
+    finally:
+        c.shutdown()
+
+
 def drop_keyspace(keyspace: str) -> None:
     c = cluster()
     try:

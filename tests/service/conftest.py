@@ -18,6 +18,7 @@ import pytest
 from indexes.datasets.synthetic import generate_synthetic
 from indexes.pipeline import BuildResult, build_bundle
 from tests.conftest import TINY
+from tests.service import cassandra_server as cassandra
 
 
 @dataclass
@@ -118,3 +119,33 @@ def server(served_build: BuildResult, tmp_path_factory: pytest.TempPathFactory) 
         yield s
     finally:
         stop_server(s)
+
+
+@pytest.fixture(scope="module")
+def keyspace() -> Iterator[str]:
+    """A keyspace of its own for a module of service-on-Cassandra tests."""
+    name = cassandra.new_keyspace()
+    cassandra.address()  # skip (or fail in CI) before building anything
+    yield name
+    cassandra.drop_keyspace(name)
+
+
+@pytest.fixture(scope="module")
+def cassandra_server(
+    served_build: BuildResult, keyspace: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`segue serve` on the test Cassandra, one per module."""
+    s = start_server(
+        root=served_build.path.parent,
+        tmp=tmp_path_factory.mktemp("cassandra-server"),
+        env={"SEGUE_STORE": cassandra.url(keyspace), "SEGUE_STORE_CHECK_SECONDS": "0.5"},
+    )
+    try:
+        wait_ready(s, timeout=120)
+        yield s
+    finally:
+        stop_server(s)
+
+
+def some_tracks(http: httpx.Client, n: int) -> list[str]:
+    return [t["id"] for t in http.get("/v1/tracks", params={"limit": n}).json()["items"]]

@@ -8,6 +8,7 @@ import pytest
 from service.cli import main
 
 
+@pytest.mark.slow
 def test_build_verify_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bundles"
     args = ["--dims", "8", "--trees", "4", "--search-k", "100"]
@@ -28,6 +29,7 @@ def test_build_rejects_bad_dataset(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["build", "--dataset", "synthetic:lots", "--out", str(tmp_path)]) == 2
 
 
+@pytest.mark.slow
 def test_evaluate_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "eval.json"
     args = ["--dims", "8", "--trees", "4", "--search-k", "100", "--json", str(target)]
@@ -43,6 +45,7 @@ def test_evaluate_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_time_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Synthetic plays have times, so evaluate chooses the time split by itself."""
     target = tmp_path / "eval.json"
@@ -58,6 +61,7 @@ def test_evaluate_on_a_time_split(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "not a date" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_build_without_current_then_precompute_then_publish(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

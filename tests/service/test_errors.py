@@ -16,9 +16,11 @@ from service import errors
 from service.app import create_app
 from service.settings import Settings
 from service.stations import StationBusy, StationNotFound
-from service.store.base import Store, StoreOptions, StoreUnavailable
+from service.store.base import Store, StoreUnavailable
 from service.store.sqlite import SqliteStore
 from service.store_monitor import StoreMonitor
+
+OPTIONS = Settings.defaults().store_options()
 
 CASES: list[tuple[Exception, int, Any, dict[str, str]]] = [
     (errors.NotFound("track", "a/b"), 404, "track 'a/b' not found", {}),
@@ -91,7 +93,7 @@ def test_the_monitor_refuses_a_known_down_store_and_marks_it_down_on_a_failed_ca
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[int] = []
-    monitor = StoreMonitor(f"sqlite:///{tmp_path / 's.db'}", options=StoreOptions(),
+    monitor = StoreMonitor(f"sqlite:///{tmp_path / 's.db'}", options=OPTIONS,
                            retry_after_seconds=9, on_error=lambda: seen.append(1))  # fmt: skip
     try:
         with pytest.raises(errors.NoStore) as refused:  # not checked yet: refused at once
@@ -125,7 +127,7 @@ def test_a_failure_caught_by_the_caller_still_marks_the_store_down(
     """The monitor hears of every failed call of its store, also one the logic layer catches
     (related artists are computed from the bundle when the store fails)."""
     seen: list[int] = []
-    monitor = StoreMonitor(f"sqlite:///{tmp_path / 's.db'}", options=StoreOptions(),
+    monitor = StoreMonitor(f"sqlite:///{tmp_path / 's.db'}", options=OPTIONS,
                            on_error=lambda: seen.append(1))  # fmt: skip
     try:
         assert monitor.check().ok

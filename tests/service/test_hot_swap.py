@@ -15,8 +15,10 @@ from indexes.datasets.synthetic import generate_synthetic
 from indexes.pipeline import build_bundle
 from tests.conftest import TINY
 from tests.service.conftest import start_server, stop_server, wait_ready
+from tests.waiting import wait_until
 
 
+@pytest.mark.slow
 def test_hot_swap_under_a_stream_of_requests(tmp_path: Path) -> None:
     root = tmp_path / "bundles"
     first = build_bundle(generate_synthetic(n_tracks=800, seed=31), out=root, config=TINY)
@@ -53,18 +55,18 @@ def test_hot_swap_under_a_stream_of_requests(tmp_path: Path) -> None:
         threads = [threading.Thread(target=stream) for _ in range(2)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
-        second = build_bundle(generate_synthetic(n_tracks=800, seed=32), out=root, config=TINY)
-        # wait until the stream has seen the new version many times in a row (all workers moved)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            tail = versions[-30:]
-            if len(tail) == 30 and all(v == second.version for v in tail):
-                break
-            time.sleep(0.2)
-        stop.set()
-        for t in threads:
-            t.join()
+        try:
+            wait_until(lambda: first.version in versions, timeout=30, what="the first version")
+            second = build_bundle(generate_synthetic(n_tracks=800, seed=32), out=root, config=TINY)
+            # the stream has seen the new version many times in a row: all workers moved
+            wait_until(
+                lambda: versions[-30:] == [second.version] * 30,
+                timeout=60, every=0.2, what="30 answers in a row from the new bundle",
+            )  # fmt: skip
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
         assert not failures, failures[:5]
         seen = Counter(versions)
         assert seen[first.version] > 0 and seen[second.version] > 0, seen
@@ -87,6 +89,7 @@ def test_hot_swap_under_a_stream_of_requests(tmp_path: Path) -> None:
         stop_server(server)
 
 
+@pytest.mark.slow
 def test_a_damaged_new_bundle_is_refused_and_the_old_one_kept(tmp_path: Path) -> None:
     root = tmp_path / "bundles"
     first = build_bundle(generate_synthetic(n_tracks=500, seed=33), out=root, config=TINY)
@@ -99,7 +102,10 @@ def test_a_damaged_new_bundle_is_refused_and_the_old_one_kept(tmp_path: Path) ->
         ann = staged.path / "als.tracks.ann"
         ann.write_bytes(ann.read_bytes()[:-10])  # damaged before it goes live
         publish(staging=staged.path, root=root, version=staged.version)
-        time.sleep(2.0)
+        wait_until(
+            lambda: "segue_bundle_refused_total 1.0" in httpx.get(f"{server.url}/metrics").text,
+            timeout=30, every=0.1, what="the damaged bundle refused",
+        )  # fmt: skip
         for _ in range(20):
             r = httpx.get(f"{server.url}/v1/tracks/t000", timeout=10)
             assert r.status_code == 200

@@ -20,6 +20,11 @@ from service.store.sqlite import SqliteStore
 RADIO_ARGS: dict[str, Any] = {"size": 60, "artist_cap": 3, "per_source": 100}
 
 
+def radio_version(version: str) -> str:
+    """The store version of the radio lists RADIO_ARGS make (the bundle's and the settings')."""
+    return neighbours.list_version(version, shape=neighbours.RadioShape(**RADIO_ARGS))
+
+
 @pytest.fixture(scope="module")
 def loaded(tiny_build: BuildResult) -> Iterator[LoadedBundle]:
     lb = load(tiny_build.path, verify_checksums=False, candidates_per_source=50, search_k=None)
@@ -80,7 +85,7 @@ def test_a_list_without_rows_is_read_back_by_id(loaded: LoadedBundle, store: Sql
     items = neighbours.compute_radio(loaded, row=9, **RADIO_ARGS)
     ranked = neighbours.ranked(loaded, items)
     key = loaded.bundle.tracks.id_of(9)
-    store.put_many(kind=RADIO, version=loaded.version,
+    store.put_many(kind=RADIO, version=radio_version(loaded.version),
                    items=[(key, Ranked(ids=ranked.ids, scores=ranked.scores))])  # fmt: skip
     listing = neighbours.radio_neighbours(loaded, store, row=9, **RADIO_ARGS)
     assert listing.origin == CACHE and rows(listing) == [i.row for i in items]
@@ -130,5 +135,5 @@ def test_related_artists_do_without_the_store(loaded: LoadedBundle, tmp_path: Pa
 def test_lists_are_kept_per_bundle_version(loaded: LoadedBundle, store: SqliteStore) -> None:
     neighbours.radio_neighbours(loaded, store, row=11, **RADIO_ARGS)
     key = loaded.bundle.tracks.id_of(11)
-    assert store.get(kind=RADIO, version=loaded.version, key=key) is not None
-    assert store.get(kind=RADIO, version="another-version", key=key) is None
+    assert store.get(kind=RADIO, version=radio_version(loaded.version), key=key) is not None
+    assert store.get(kind=RADIO, version=radio_version("another-version"), key=key) is None

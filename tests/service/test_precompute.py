@@ -11,18 +11,20 @@ import pytest
 from indexes.pipeline import BuildResult
 from service.bundle_holder import load
 from service.neighbours import compute_radio, related
-from service.precompute import PrecomputeConfig, precompute, task_name
+from service.precompute import list_key, precompute, task_name
+from service.settings import Settings
 from service.store.base import RADIO, RELATED
 from service.store.factory import open_store
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULTS = Settings.defaults()
 
 
 def test_a_partial_run_resumes_and_the_lists_match_the_service(
     tiny_build: BuildResult, tmp_path: Path
 ) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    config = PrecomputeConfig(processes=2, chunk_size=100, max_chunks=4)
+    config = DEFAULTS.precompute_config(processes=2, chunk_size=100, max_chunks=4)
     bundles = tiny_build.path.parent
     try:
         partial = precompute(bundles=bundles, store=store, config=config)
@@ -34,7 +36,9 @@ def test_a_partial_run_resumes_and_the_lists_match_the_service(
         assert sum(len(c) for c in done_before.values()) == 4
 
         full = precompute(
-            bundles=bundles, store=store, config=PrecomputeConfig(processes=2, chunk_size=100)
+            bundles=bundles,
+            store=store,
+            config=DEFAULTS.precompute_config(processes=2, chunk_size=100),
         )
         assert full.complete
         n_tracks = tiny_build.manifest["entities"]["tracks"]
@@ -42,7 +46,9 @@ def test_a_partial_run_resumes_and_the_lists_match_the_service(
         for kind, n in ((RADIO, n_tracks), (RELATED, n_artists)):
             assert full.skipped[kind] == partial.written[kind]  # finished chunks not redone
             assert full.written[kind] + full.skipped[kind] == n
-        again = precompute(bundles=bundles, store=store, config=PrecomputeConfig(chunk_size=100))
+        again = precompute(
+            bundles=bundles, store=store, config=DEFAULTS.precompute_config(chunk_size=100)
+        )
         assert sum(again.written.values()) == 0 and again.complete
         assert "complete" in again.summary()
 
@@ -54,7 +60,11 @@ def test_a_partial_run_resumes_and_the_lists_match_the_service(
             for row in (0, 57, n_tracks - 1):
                 want = compute_radio(loaded, row=row, size=250, artist_cap=10,
                                      per_source=config.radio_candidates_per_source)  # fmt: skip
-                got = store.get(kind=RADIO, version=full.version, key=tracks.id_of(row))
+                got = store.get(
+                    kind=RADIO,
+                    version=list_key(RADIO, version=full.version, config=config),
+                    key=tracks.id_of(row),
+                )
                 assert got is not None
                 assert got.ids == [tracks.id_of(i.row) for i in want]
                 assert got.scores == pytest.approx([i.score for i in want], rel=1e-5)
@@ -66,6 +76,7 @@ def test_a_partial_run_resumes_and_the_lists_match_the_service(
         store.close()
 
 
+@pytest.mark.slow
 def test_the_command_prints_progress_and_a_summary(tiny_build: BuildResult, tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "service.cli", "precompute", "--bundles", str(tiny_build.path.parent),

@@ -133,7 +133,8 @@ def test_holder_swaps_and_closes_the_old_bundle_after_its_last_request(
 def test_a_prefetched_miss_is_not_read_again(loaded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Tracks that a station's prefetch found without a cached list are computed on demand
     without a second store read; found ones come from the prefetch."""
-    from service.stations import BundleCatalogue, StationConfig
+    from service.settings import Settings
+    from service.stations import BundleCatalogue
     from service.store.sqlite import SqliteStore
 
     class Counting(SqliteStore):
@@ -145,7 +146,7 @@ def test_a_prefetched_miss_is_not_read_again(loaded, tmp_path: Path) -> None:  #
 
     store = Counting(path=tmp_path / "s.db")
     tracks = [loaded.bundle.tracks.id_of(r) for r in (1, 2)]
-    config = StationConfig()
+    config = Settings.defaults().station_config()
     warm = BundleCatalogue(loaded, store, version=loaded.version, variant="control", config=config)
     first = warm.neighbours(tracks[0])  # computed and written back
     assert first and Counting.gets == 1

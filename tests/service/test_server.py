@@ -8,11 +8,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from indexes.pipeline import BuildResult
 from tests.service.conftest import children, start_server, stop_server, wait_ready
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(
     served_build: BuildResult, tmp_path: Path
 ) -> None:

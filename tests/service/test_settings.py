@@ -188,6 +188,7 @@ def test_each_worker_builds_its_app_from_the_arbiters_settings(
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_a_served_worker_has_the_options_and_the_variables(
     served_build: BuildResult, tmp_path: Path
 ) -> None:

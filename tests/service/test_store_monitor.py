@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from service.store.base import StoreOptions, StoreUnavailable
+from service.settings import Settings
+from service.store.base import StoreUnavailable
 from service.store_monitor import StoreMonitor
+
+OPTIONS = Settings.defaults().store_options()
 
 
 def test_a_store_that_is_down_is_refused_at_once_until_it_answers_again(tmp_path: Path) -> None:
-    monitor = StoreMonitor(f"sqlite:///{tmp_path / 's.db'}", options=StoreOptions())
+    monitor = StoreMonitor(f"sqlite:///{tmp_path / 's.db'}", options=OPTIONS)
     try:
         with pytest.raises(StoreUnavailable, match="not checked yet"):
             monitor.store()
@@ -35,7 +39,7 @@ def test_a_store_that_is_down_is_refused_at_once_until_it_answers_again(tmp_path
 
 def test_a_locked_sqlite_file_is_a_slow_request_not_a_store_down(tmp_path: Path) -> None:
     monitor = StoreMonitor(
-        f"sqlite:///{tmp_path / 's.db'}", options=StoreOptions(timeout_seconds=0.05)
+        f"sqlite:///{tmp_path / 's.db'}", options=replace(OPTIONS, timeout_seconds=0.05)
     )
     try:
         assert monitor.check().ok

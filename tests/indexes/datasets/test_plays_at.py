@@ -358,6 +358,7 @@ def test_registry_passes_the_session_gap(tmp_path):
     not RNS.is_file(),
     reason=f"Radio Nowy Świat log not found at {RNS} (../shared beside the repo)",
 )
+@pytest.mark.slow
 def test_real_radio_nowy_swiat_log():
     ds = load_plays_at(RNS)
     f = ds.report.files[0]

@@ -15,7 +15,7 @@ from indexes.datasets.registry import load_dataset
 from indexes.pipeline import BuildResult
 from tests.service.conftest import Server
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
