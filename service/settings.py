@@ -6,18 +6,15 @@ objects the parts of the service are configured with (`StoreOptions`, `StationCo
 the few values that are not settings (no SEGUE_ variable: fixed parameters, the run options of
 `segue precompute`) are written in those methods, so this is the one file where a default is.
 
-A caller that builds one of these objects directly (the tests, the benchmarks) may leave fields
-out: they take the values the defaults of Settings give them (`Settings.defaults()`).
+Those objects have no defaults of their own: a caller that wants the defaults asks
+`Settings.defaults()` for them (and `dataclasses.replace` for a changed field).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -203,61 +200,50 @@ def _plain(text: str) -> bool:
     return text.replace("_", "").replace(".", "").isalnum()
 
 
-def _default(build: Callable[[Settings], object], name: str) -> Any:
-    """A field left out by a caller that builds the object directly takes the value the
-    defaults of Settings give it (the methods of Settings pass every field)."""
-    return field(default_factory=lambda: getattr(build(Settings.defaults()), name))
-
-
-_store = partial(_default, Settings.store_options)
-_station = partial(_default, Settings.station_config)
-_precompute = partial(_default, Settings.precompute_config)
-
-
 @dataclass(frozen=True, kw_only=True)
 class StoreOptions:
     """How to talk to the store: `Settings.store_options()` (SEGUE_STORE_*, SEGUE_CASSANDRA_*)."""
 
-    timeout_seconds: float = _store("timeout_seconds")  # per request
-    connect_timeout_seconds: float = _store("connect_timeout_seconds")
-    retries: int = _store("retries")  # retries of a timed-out or unavailable request (Cassandra)
-    consistency: str = _store("consistency")  # Cassandra consistency level of reads and writes
-    replication: tuple[tuple[str, str], ...] = _store("replication")  # of a keyspace segue makes
-    ttl_seconds: int = _store("ttl_seconds")  # Cassandra TTL of computed lists (0: none)
-    station_ttl_seconds: int = _store("station_ttl_seconds")  # expiry after a station's last use
-    serial_consistency: str = _store("serial_consistency")  # Cassandra: of station updates (LWT)
-    write_concurrency: int = _store("write_concurrency")  # requests in flight in bulk reads/writes
-    protocol_version: int = _store("protocol_version")  # CQL native protocol (4.0+: 5; 3.x: 4)
-    local_dc: str | None = _store("local_dc")  # Cassandra: datacenter (None: the first contact's)
-    username: str | None = _store("username")
-    password: str | None = _store("password")
+    timeout_seconds: float  # per request
+    connect_timeout_seconds: float
+    retries: int  # retries of a timed-out or unavailable request (Cassandra)
+    consistency: str  # Cassandra consistency level of reads and writes
+    replication: tuple[tuple[str, str], ...]  # of a keyspace segue makes
+    ttl_seconds: int  # Cassandra TTL of computed lists (0: none)
+    station_ttl_seconds: int  # expiry after a station's last use
+    serial_consistency: str  # Cassandra: of station updates (LWT)
+    write_concurrency: int  # requests in flight in bulk reads/writes
+    protocol_version: int  # CQL native protocol (4.0+: 5; 3.x: 4)
+    local_dc: str | None  # Cassandra: datacenter (None: the first contact's)
+    username: str | None
+    password: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class StationConfig:
     """What the stations are made with: `Settings.station_config()` (SEGUE_RADIO_*)."""
 
-    rules: Rules = field(default_factory=lambda: Settings.defaults().rules())
-    radio_size: int = _station("radio_size")
-    radio_artist_cap: int = _station("radio_artist_cap")
-    per_source: int = _station("per_source")
+    rules: Rules
+    radio_size: int
+    radio_artist_cap: int
+    per_source: int
     # an artist seed stands for its most listened tracks
-    seed_tracks_per_artist: int = _station("seed_tracks_per_artist")
-    max_attempts: int = _station("max_attempts")  # conditional writes tried before StationBusy
+    seed_tracks_per_artist: int
+    max_attempts: int  # conditional writes tried before StationBusy
 
 
 @dataclass(frozen=True, kw_only=True)
 class PrecomputeConfig:
     """What `segue precompute` writes and how: `Settings.precompute_config()`."""
 
-    processes: int = _precompute("processes")  # 0: one per CPU
-    chunk_size: int = _precompute("chunk_size")
-    max_chunks: int | None = _precompute("max_chunks")  # stop after this many (a partial run)
-    radio_size: int = _precompute("radio_size")
-    radio_artist_cap: int = _precompute("radio_artist_cap")
-    radio_candidates_per_source: int = _precompute("radio_candidates_per_source")
-    candidates_per_source: int = _precompute("candidates_per_source")
-    search_k: int | None = _precompute("search_k")
+    processes: int  # 0: one per CPU
+    chunk_size: int
+    max_chunks: int | None  # stop after this many (a partial run)
+    radio_size: int
+    radio_artist_cap: int
+    radio_candidates_per_source: int
+    candidates_per_source: int
+    search_k: int | None
 
 
 def describe_error(error: ValidationError) -> str:

@@ -46,7 +46,7 @@ from cassandra.policies import (
 )
 from cassandra.query import PreparedStatement
 
-from service.settings import StoreOptions
+from service.settings import Settings, StoreOptions
 from service.store.base import (
     TABLES,
     EventRecord,
@@ -220,7 +220,7 @@ class CassandraStore:
         self, *, url: StoreUrl, options: StoreOptions | None = None, apply_schema: bool = True
     ) -> None:
         self._url = url
-        self.options = options or StoreOptions()
+        self.options = options or Settings.defaults().store_options()
         self.apply_schema = apply_schema
         try:
             self.consistency = ConsistencyLevel.name_to_value[self.options.consistency.upper()]

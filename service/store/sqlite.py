@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from service.settings import StoreOptions
+from service.settings import Settings, StoreOptions
 from service.store.base import (
     TABLES,
     EventRecord,
@@ -91,7 +91,7 @@ class SqliteStore:
         clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
         self.path = path
-        self.options = options or StoreOptions()
+        self.options = options or Settings.defaults().store_options()
         self.clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()
