@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from service.settings import Settings, describe_error
 
 if TYPE_CHECKING:
+    from indexes.bundle.layout import Manifest
     from indexes.config import BuildConfig
     from indexes.datasets.shape import Dataset
     from service.store.base import Store
@@ -437,6 +438,7 @@ def _load(spec: str, *, seed: int, session_gap_minutes: float) -> Dataset | None
 
 
 def _build(args: argparse.Namespace) -> int:
+    from indexes.bundle.layout import Manifest
     from indexes.pipeline import build_bundle
 
     config = _config(args)
@@ -446,7 +448,7 @@ def _build(args: argparse.Namespace) -> int:
     result = build_bundle(data, out=args.out, config=config, make_current=not args.no_current)
     if args.version_file is not None:
         args.version_file.write_text(result.version + "\n")
-    print(_describe(result.path, result.manifest))
+    print(_describe(result.path, Manifest.from_json(result.manifest)))
     if args.no_current:
         print(
             f"built {result.version} in {result.timings['total']:.1f}s -> {result.path} "
@@ -484,18 +486,18 @@ def _verify(args: argparse.Namespace) -> int:
     with bundle:
         if not args.quiet:
             print(
-                f"OK {bundle.path}: bundle {bundle.version}, {len(bundle.manifest['files'])} files, "
+                f"OK {bundle.path}: bundle {bundle.version}, {len(bundle.typed_manifest.files)} files, "
                 f"{len(bundle.indexes)} indexes, checksums match"
             )
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from indexes.bundle import BundleError, read_manifest, resolve_current
+    from indexes.bundle import BundleError, read_typed_manifest, resolve_current
 
     try:
         path = resolve_current(args.path)
-        manifest = read_manifest(path)
+        manifest = read_typed_manifest(path)
     except BundleError as e:
         print(f"segue summary: {e}", file=sys.stderr)
         return 1
@@ -503,36 +505,37 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe(path: Path, manifest: dict[str, Any]) -> str:
-    src = manifest["source"]
-    size = sum(int(f["size"]) for f in manifest["files"].values())
+def _describe(path: Path, manifest: Manifest) -> str:
+    src = manifest.source
+    size = sum(f.size for f in manifest.files.values())
     lines = [
-        f"bundle {manifest['bundle_version']} at {path} (format {manifest['format_version']}, {size / 1e6:.1f} MB)",
+        f"bundle {manifest.bundle_version} at {path} (format {manifest.format_version}, {size / 1e6:.1f} MB)",
         f"source {src['name']}: {src['tracks']} tracks, {src['artists']} artists, {src['users']} users, "
         f"{src['interactions']} user-track pairs, {src['sequences']} sequences, {src['bad_rows']} bad rows",
     ]
-    t = manifest.get("time")
+    t = manifest.time
     if t:
         lines.append(
-            f"time: plays {t['first_play']} .. {t['last_play']}, as of {t['as_of']} "
-            f"(recency half-lives {', '.join(f'{h:g}' for h in t['half_lives_days'])} days)"
+            f"time: plays {t.first_play} .. {t.last_play}, as of {t.as_of} "
+            f"(recency half-lives {', '.join(f'{h:g}' for h in t.half_lives_days)} days)"
         )
-    for entity, spec in (manifest.get("signals") or {}).items():
-        names = ["cooc", *spec.get("tables", {}), "popularity", *spec.get("popularity", [])]
+    for entity, spec in manifest.signals.items():
+        names = ["cooc", *spec.tables, "popularity", *spec.popularity]
         lines.append(f"signals {entity}: {', '.join(names)}")
     lines.append("indexes:")
-    for ix in manifest["indexes"]:
+    for ix in manifest.indexes:
+        tuning = ix.tuning
         lines.append(
-            f"  {ix['model']:<10} {ix['entity']:<8} {ix['n_items']:>9} items  {ix['dims']:>4} dims  "
-            f"{ix['metric']:<8} {ix['n_trees']:>3} trees  search_k {ix.get('search_k', -1)}"
+            f"  {ix.model:<10} {ix.entity:<8} {ix.n_items:>9} items  {ix.dims:>4} dims  "
+            f"{ix.metric:<8} {ix.n_trees:>3} trees  search_k {tuning.search_k}"
             + (
-                f"  recall@10 {ix['recall_at_10']} (below the {ix['recall_target']} target)"
-                if ix.get("recall_target_met") is False
+                f"  recall@10 {tuning.recall_at_10} (below the {tuning.recall_target} target)"
+                if tuning.recall_target_met is False
                 else ""
             )
         )
     lines.append("ensemble weights:")
-    for entity, e in manifest["ensemble"].items():
+    for entity, e in manifest.ensemble.items():
         w = ", ".join(f"{n}={v:.3g}" for n, v in zip(e["features"], e["weights"], strict=True))
         lines.append(
             f"  {entity:<8} {w} (bias {e.get('bias', 0.0):.3g}, {'fitted' if e.get('fitted') else 'default'})"

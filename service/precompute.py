@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexes.bundle import read_manifest, resolve_current
+from indexes.bundle import read_typed_manifest, resolve_current
 from indexes.progress import log
 from service.bundle_holder import LoadedBundle, load
 from service.neighbours import RELATED_SIZE, RadioShape, compute_radio, list_version, ranked
@@ -75,12 +75,9 @@ def list_key(kind: str, *, version: str, config: PrecomputeConfig) -> str:
 
 def precompute(*, bundles: Path, store: Store, config: PrecomputeConfig) -> PrecomputeReport:
     path = resolve_current(bundles)
-    manifest = read_manifest(path)
-    version = str(manifest["bundle_version"])
-    counts = {
-        RADIO: int(manifest["entities"]["tracks"]),
-        RELATED: int(manifest["entities"]["artists"]),
-    }
+    manifest = read_typed_manifest(path)
+    version = manifest.bundle_version
+    counts = {RADIO: manifest.entities["tracks"], RELATED: manifest.entities["artists"]}
     report = PrecomputeReport(version=version)
     start = time.perf_counter()
     processes = config.processes or os.cpu_count() or 1
