@@ -11,9 +11,9 @@ otherwise; they never need the store, so they keep answering when it is down.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +22,8 @@ from service.bundle_holder import LoadedBundle
 from service.list_cache import ListCache, ListKey, RankedRows
 from service.recommend import Item, cap_per_artist, related_artists
 from service.store.base import LIST_FORMAT, RADIO, RELATED, Ranked, Store, StoreUnavailable
+
+log = logging.getLogger("segue")
 
 RADIO_SIZE = 250  # radio neighbours kept per track
 RELATED_SIZE = 20  # related artists kept per artist
@@ -41,15 +43,20 @@ class RadioShape:
     size: int = RADIO_SIZE
     artist_cap: int
     per_source: int
+    # SEGUE_SEARCH_K: the ANN candidates and their similarities change with it (None: each
+    # index's own, which the bundle version already stands for)
+    search_k: int | None = None
 
     def digest(self) -> str:
         """A short hash of the shape (and of the list encoding): part of the lists' store key."""
-        return _digest(self.size, self.artist_cap, self.per_source)
+        return _digest(self.size, self.artist_cap, self.per_source, self.search_k)
 
 
 @functools.lru_cache(maxsize=64)  # asked for on every request, of a handful of shapes
-def _digest(size: int, artist_cap: int, per_source: int) -> str:
+def _digest(size: int, artist_cap: int, per_source: int, search_k: int | None) -> str:
     text = f"size={size};cap={artist_cap};per_source={per_source};f{LIST_FORMAT}"
+    if search_k is not None:
+        text += f";search_k={search_k}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -110,32 +117,43 @@ def radio_list(
     shape: RadioShape,
     cache: ListCache | None = None,
     looked_up: bool = False,
+    must_write: bool = True,
 ) -> tuple[RankedRows, str]:
     """The radio list of `row` and its origin (CACHE or COMPUTED): from `cache` (unless the
-    caller has just `looked_up` it there), else from the store, else computed and written back
-    (without a store: computed, not written). Whatever is read or computed goes into `cache`.
-    StoreUnavailable from the store is raised."""
+    caller has just `looked_up` it there), else from the store, else computed and written back.
+    Only a list the store holds goes into `cache` (what memory serves is what the store has).
+    StoreUnavailable from the store is raised, but from the write-back only if `must_write`."""
     key = radio_key(loaded, row=row, shape=shape)
     found = cache.get(key) if cache is not None and not looked_up else None
     if found is not None:
         return found, CACHE
     cached = None if store is None else store.get(kind=RADIO, version=key.version, key=key.key)
-    origin = CACHE if cached is not None else COMPUTED
-    if cached is not None:
-        items = _rows(cached, row_of=loaded.bundle.tracks.row_of)
-    else:
+    tracks = loaded.bundle.tracks
+    items = None if cached is None else _rows(cached, row_of=tracks.row_of, n_rows=len(tracks))
+    origin, stored = (CACHE, True) if items is not None else (COMPUTED, False)
+    if items is None:
         items = compute_radio(
             loaded, row=row, size=shape.size, artist_cap=shape.artist_cap,
             per_source=shape.per_source,
         )  # fmt: skip
-        if store is not None:
-            store.put_many(
-                kind=RADIO, version=key.version, items=[(key.key, ranked(loaded, items))]
-            )
+        stored = store is not None and _write(
+            store, kind=RADIO, key=key, ranked=ranked(loaded, items), must=must_write
+        )
     found = RankedRows.of_items(items)
-    if cache is not None:
+    if cache is not None and stored:
         cache.put(key, found)
     return found, origin
+
+
+def _write(store: Store, *, kind: str, key: ListKey, ranked: Ranked, must: bool) -> bool:
+    """Writes one list back; True if written (False when the store failed and `must` is off)."""
+    try:
+        store.put_many(kind=kind, version=key.version, items=[(key.key, ranked)])
+    except StoreUnavailable:
+        if must:
+            raise
+        return False
+    return True
 
 
 def radio_list_anyway(
@@ -145,8 +163,11 @@ def radio_list_anyway(
     """`radio_list` for an endpoint that does without the store: when it fails, the list is
     computed from the bundle (a store from `StoreMonitor` has reported the failure)."""
     try:
-        return radio_list(loaded, store, row=row, shape=shape, cache=cache, looked_up=looked_up)[0]
-    except StoreUnavailable:
+        return radio_list(
+            loaded, store, row=row, shape=shape, cache=cache, looked_up=looked_up,
+            must_write=False,
+        )[0]  # fmt: skip
+    except StoreUnavailable:  # the read failed
         return radio_list(loaded, None, row=row, shape=shape, cache=cache, looked_up=True)[0]
 
 
@@ -191,25 +212,32 @@ def related(
         except StoreUnavailable:
             store = None  # nor is the list written back
         else:
-            if cached is not None:
-                items = _rows(cached, row_of=artists.row_of)
-                _keep(cache, key=key, items=items)
-                return Listing(items=items[:limit], origin=CACHE)
-    items = related_artists(loaded, row=row, limit=max(limit, RELATED_SIZE))
-    _keep(cache, key=key, items=items[:RELATED_SIZE])
-    if store is not None:
-        with contextlib.suppress(StoreUnavailable):  # served from the bundle all the same
-            store.put_many(
-                kind=RELATED,
-                version=key.version,
-                items=[(key.key, ranked(loaded, items[:RELATED_SIZE], entity="artists"))],
+            read = (
+                None
+                if cached is None
+                else _rows(cached, row_of=artists.row_of, n_rows=len(artists))
             )
+            if read is not None:
+                _keep(cache, key=key, items=read)
+                return Listing(items=read[:limit], origin=CACHE)
+    items = related_artists(loaded, row=row, limit=max(limit, RELATED_SIZE))
+    top = ranked(loaded, items[:RELATED_SIZE], entity="artists")
+    # served from the bundle all the same; kept in memory only if the store has it too
+    if store is not None and _write(store, kind=RELATED, key=key, ranked=top, must=False):
+        _keep(cache, key=key, items=items[:RELATED_SIZE])
     return Listing(items=items[:limit], origin=COMPUTED)
 
 
 def related_key(loaded: LoadedBundle, *, row: int) -> ListKey:
-    # related artists depend on the bundle alone: no variant, no list settings
-    return ListKey(kind=RELATED, version=loaded.version, key=loaded.bundle.artists.id_of(row))
+    return ListKey(
+        kind=RELATED, version=related_version(loaded.version), key=loaded.bundle.artists.id_of(row)
+    )
+
+
+def related_version(version: str) -> str:
+    """The store version of related artists: they depend on the bundle alone (no variant, no
+    list settings), and on the list encoding."""
+    return f"{version}@f{LIST_FORMAT}"
 
 
 def cached_related(cache: ListCache | None, *, key: ListKey, limit: int) -> Listing | None:
@@ -233,8 +261,13 @@ def ranked(loaded: LoadedBundle, items: list[Item], *, entity: str = "tracks") -
     )
 
 
-def _rows(cached: Ranked, *, row_of: Callable[[str], int | None]) -> list[Item]:
+def _rows(cached: Ranked, *, row_of: Callable[[str], int | None], n_rows: int) -> list[Item] | None:
+    """The stored list as items; None (a miss) for rows outside the bundle, which only a
+    damaged row can hold."""
     if cached.rows is not None:  # rows of the list's own bundle version: no id lookups
+        if cached.rows and not 0 <= min(cached.rows) <= max(cached.rows) < n_rows:
+            log.warning("ignoring a stored list with rows outside the bundle's %d", n_rows)
+            return None
         return [
             Item(row=r, score=float(s)) for r, s in zip(cached.rows, cached.scores, strict=True)
         ]

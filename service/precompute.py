@@ -20,7 +20,14 @@ from pathlib import Path
 from indexes.bundle import read_typed_manifest, resolve_current
 from indexes.progress import log
 from service.bundle_holder import LoadedBundle, load
-from service.neighbours import RELATED_SIZE, RadioShape, compute_radio, list_version, ranked
+from service.neighbours import (
+    RELATED_SIZE,
+    RadioShape,
+    compute_radio,
+    list_version,
+    ranked,
+    related_version,
+)
 from service.recommend import related_artists
 from service.settings import PrecomputeConfig
 from service.store.base import LIST_FORMAT, RADIO, RELATED, Ranked, Store
@@ -64,13 +71,17 @@ def task_name(kind: str, config: PrecomputeConfig) -> str:
 def radio_shape(config: PrecomputeConfig) -> RadioShape:
     return RadioShape(
         size=config.radio_size, artist_cap=config.radio_artist_cap,
-        per_source=config.radio_candidates_per_source,
+        per_source=config.radio_candidates_per_source, search_k=config.search_k,
     )  # fmt: skip
 
 
 def list_key(kind: str, *, version: str, config: PrecomputeConfig) -> str:
     """The store version a kind's lists are written under (the one the service reads)."""
-    return list_version(version, shape=radio_shape(config)) if kind == RADIO else version
+    return (
+        list_version(version, shape=radio_shape(config))
+        if kind == RADIO
+        else related_version(version)
+    )
 
 
 def precompute(*, bundles: Path, store: Store, config: PrecomputeConfig) -> PrecomputeReport:

@@ -48,20 +48,33 @@ def cap_per_artist(
     ]
 
 
-def similar_tracks(
-    loaded: LoadedBundle, *, row: int, limit: int, source: str, artist_cap: int
-) -> list[Item]:
-    """The tracks most similar to `row` by one model or the ensemble, `artist_cap` per artist.
-
-    BadParameter (the `model` of the request) for a source that is neither."""
-    scorer = loaded.scorers["tracks"]
+def check_model(loaded: LoadedBundle, *, source: str) -> None:
+    """BadParameter (the `model` of the request) for a source that is neither a model of the
+    bundle nor the ensemble; checked before the id, as FastAPI checks parameters first."""
     allowed = sources(loaded, entity="tracks")
     if source not in allowed:
         raise BadParameter("model", f"unknown model {source!r}; one of {allowed}")
+
+
+def similar_tracks(
+    loaded: LoadedBundle,
+    *,
+    row: int,
+    limit: int,
+    source: str,
+    artist_cap: int,
+    per_source: int | None = None,
+) -> list[Item]:
+    """The tracks most similar to `row` by one model or the ensemble, `artist_cap` per artist
+    (the ensemble over `per_source` candidates of each source; None: the scorer's own).
+
+    BadParameter (the `model` of the request) for a source that is neither."""
+    check_model(loaded, source=source)
+    scorer = loaded.scorers["tracks"]
     artist = loaded.bundle.tracks.artist
     assert artist is not None
     if source == ENSEMBLE:  # the ensemble ranks its whole (bounded) candidate set
-        rows, scores = scorer.top(row, scorer.n_items, source=source)
+        rows, scores = scorer.top(row, scorer.n_items, source=source, per_source=per_source)
         return cap_per_artist(rows, scores, artist=artist, cap=artist_cap, limit=limit)
     # ask for more than `limit`, the artist cap drops some; where one artist crowds the
     # neighbourhood, ask again for four times as many (a few rounds at most)

@@ -178,8 +178,8 @@ class Settings(BaseSettings):
     def station_config(self) -> StationConfig:
         return StationConfig(
             rules=self.rules(), radio_size=self.radio_size, radio_artist_cap=self.radio_artist_cap,
-            per_source=self.radio_candidates_per_source, seed_tracks_per_artist=3,
-            max_attempts=100,
+            per_source=self.radio_candidates_per_source, search_k=self.search_k,
+            seed_tracks_per_artist=3, max_attempts=100,
         )  # fmt: skip
 
     def precompute_config(
@@ -227,6 +227,7 @@ class StationConfig:
     radio_size: int
     radio_artist_cap: int
     per_source: int
+    search_k: int | None  # SEGUE_SEARCH_K (None: each index's own): part of the lists' key
     # an artist seed stands for its most listened tracks
     seed_tracks_per_artist: int
     max_attempts: int  # conditional writes tried before StationBusy

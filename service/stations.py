@@ -48,7 +48,7 @@ class BundleCatalogue:
         self.version, self.variant = version, variant
         shape = RadioShape(
             size=config.radio_size, artist_cap=config.radio_artist_cap,
-            per_source=config.per_source,
+            per_source=config.per_source, search_k=config.search_k,
         )  # fmt: skip
         self.key = list_version(store_version(version, variant), shape=shape)
         self.tracks = loaded.bundle.tracks

@@ -135,7 +135,7 @@ def radio_shape(settings: Settings) -> RadioShape:
     """The shape of the radio lists the settings make (and `segue precompute` writes)."""
     return RadioShape(
         size=settings.radio_size, artist_cap=settings.radio_artist_cap,
-        per_source=settings.radio_candidates_per_source,
+        per_source=settings.radio_candidates_per_source, search_k=settings.search_k,
     )  # fmt: skip
 
 

@@ -56,14 +56,16 @@ async def similar_tracks(
     the track's radio list (in memory, else from the store, else computed and written back);
     for one model, its nearest neighbours."""
     b = loaded.bundle
+    recommend.check_model(loaded, source=model)
     row = track_row(b, track_id)
     items = None
     if model == ENSEMBLE:
         items = await _similar_from_radio(loaded, ctx, row=row, limit=limit)
-    if items is None:
+    if items is None:  # one model; or beyond the radio list, in the radio's same ranking
         items = recommend.similar_tracks(
-            loaded, row=row, limit=limit, source=model, artist_cap=ctx.settings.artist_cap
-        )
+            loaded, row=row, limit=limit, source=model, artist_cap=ctx.settings.artist_cap,
+            per_source=ctx.shape.per_source if model == ENSEMBLE else None,
+        )  # fmt: skip
     return body(
         {"track": track_json(b, row), "model": model, "items": scored_tracks_json(b, items)}
     )

@@ -11,6 +11,7 @@ into a 503 with Retry-After); any other exception is a bug.
 from __future__ import annotations
 
 import itertools
+import logging
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from service.settings import StoreOptions as StoreOptions
 from service.store.url import StoreConfigError as StoreConfigError
 from service.store.url import StoreUrl as StoreUrl
 from service.store.url import parse_store_url as parse_store_url
+
+log = logging.getLogger("segue")
 
 RADIO = "radio"  # the top radio neighbours of a track
 RELATED = "related"  # the related artists of an artist
@@ -80,25 +83,56 @@ def encode_list(ranked: Ranked) -> bytes:
     return b"".join(parts)
 
 
+class BadList(ValueError):
+    """Bytes in the store that are not a list `encode_list` wrote (another format, cut short,
+    overwritten): the reader treats the list as missing and computes it again."""
+
+
 def decode_list(blob: bytes) -> Ranked:
-    """The list `encode_list` wrote (ValueError for a blob of another format)."""
+    """The list `encode_list` wrote; BadList for any other bytes (every length and offset is
+    checked, so a damaged blob never decodes to wrong ids)."""
+    if len(blob) < _HEADER.size:
+        raise BadList(f"a list blob of {len(blob)} bytes is shorter than its header")
     version, has_rows, n = _HEADER.unpack_from(blob)
-    if version != LIST_FORMAT:
-        raise ValueError(f"list format {version}, not {LIST_FORMAT}")
+    if version != LIST_FORMAT or has_rows not in (0, 1):
+        raise BadList(f"list format {version} (rows flag {has_rows}), not {LIST_FORMAT}")
     at = _HEADER.size
+    fixed = at + 4 * n * (2 + has_rows) + 4
+    if len(blob) < fixed:
+        raise BadList(f"a list blob of {len(blob)} bytes cannot hold {n} items")
     rows = None
     if has_rows:
         rows = np.frombuffer(blob, dtype="<i4", count=n, offset=at).tolist()
         at += 4 * n
     scores = np.frombuffer(blob, dtype="<f4", count=n, offset=at).tolist()
-    offsets = np.frombuffer(blob, dtype="<u4", count=n + 1, offset=at + 4 * n).tolist()
-    text = blob[at + 4 * (2 * n + 1) :]
-    if text.isascii():  # byte offsets are character offsets: decode once, then slice
-        chars = text.decode("ascii")
-        ids = [chars[a:b] for a, b in itertools.pairwise(offsets)]
-    else:
-        ids = [text[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
+    offsets_array = np.frombuffer(blob, dtype="<u4", count=n + 1, offset=at + 4 * n)
+    text = blob[fixed:]
+    if offsets_array[0] != 0 or (np.diff(offsets_array.astype(np.int64)) < 0).any():
+        raise BadList("a list blob's id offsets are not increasing from 0")
+    if int(offsets_array[-1]) != len(text):
+        raise BadList(
+            f"a list blob's ids take {len(text)} bytes, its offsets say {offsets_array[-1]}"
+        )
+    offsets = offsets_array.tolist()
+    try:
+        if text.isascii():  # byte offsets are character offsets: decode once, then slice
+            chars = text.decode("ascii")
+            ids = [chars[a:b] for a, b in itertools.pairwise(offsets)]
+        else:
+            ids = [text[a:b].decode("utf-8") for a, b in itertools.pairwise(offsets)]
+    except UnicodeDecodeError as e:
+        raise BadList(f"a list blob's ids are not UTF-8: {e}") from None
     return Ranked(ids=ids, scores=scores, rows=rows)
+
+
+def decode_stored(blob: bytes, *, where: str) -> Ranked | None:
+    """A stored list, or None (a miss, so the list is computed and written again) for bytes that
+    are not one; logged, since it means the row was damaged or written by another format."""
+    try:
+        return decode_list(blob)
+    except BadList as e:
+        log.warning("ignoring the stored list %s: %s", where, e)
+        return None
 
 
 @dataclass(frozen=True)

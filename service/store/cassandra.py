@@ -54,7 +54,7 @@ from service.store.base import (
     StoredStation,
     StoreUnavailable,
     check_kind,
-    decode_list,
+    decode_stored,
     encode_list,
 )
 from service.store.url import StoreUrl
@@ -511,7 +511,7 @@ def _ranked(row: Any) -> Ranked | None:
     """A row's list; None for no row, or for a row of the layout before schema version 4."""
     if row is None or row.ranked is None:
         return None
-    return decode_list(row.ranked)
+    return decode_stored(row.ranked, where="in Cassandra")
 
 
 def _describe(e: BaseException) -> str:

@@ -20,7 +20,7 @@ from service.store.base import (
     Ranked,
     StoredStation,
     StoreUnavailable,
-    decode_list,
+    decode_stored,
     encode_list,
     table_of,
 )
@@ -182,7 +182,9 @@ class SqliteStore:
                     f"WHERE bundle_version = ? AND {column} IN ({marks})",
                     (version, *chunk),
                 ):
-                    out[key] = decode_list(blob)
+                    ranked = decode_stored(blob, where=f"{table} {version} {key!r}")
+                    if ranked is not None:
+                        out[key] = ranked
         return out
 
     def put_many(self, *, kind: str, version: str, items: Sequence[tuple[str, Ranked]]) -> None:

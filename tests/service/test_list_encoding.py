@@ -3,13 +3,14 @@ each store to it."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from service.store.base import RADIO, RELATED, Ranked, decode_list, encode_list
+from service.store.base import RADIO, RELATED, BadList, Ranked, decode_list, encode_list
 from service.store.cassandra import SCHEMA_COMPONENT, schema
 from service.store.factory import open_store
 from service.store.sqlite import SCHEMA, SCHEMA_VERSION, SqliteStore
@@ -133,3 +134,44 @@ def test_cassandra_moves_to_blobs() -> None:
     finally:
         cluster.shutdown()
         cassandra.drop_keyspace(keyspace)
+
+
+def test_any_damaged_blob_is_refused_never_decoded_to_other_ids() -> None:
+    """Cut short at every length, with bytes appended, with its offsets or flags changed, or
+    any random bytes: BadList, never another exception and never other ids."""
+    ranked = Ranked(ids=["t0076", "t0077", "Zoë"], scores=[0.9, 0.8, 0.7], rows=[1, 2, 3])
+    blob = encode_list(ranked)
+    for n in range(len(blob)):
+        with pytest.raises(BadList):
+            decode_list(blob[:n])
+    with pytest.raises(BadList):
+        decode_list(blob + b"x")
+    flag = bytearray(blob)
+    flag[1] = 7
+    with pytest.raises(BadList):
+        decode_list(bytes(flag))
+    offsets_at = 8 + 4 * 3 * 2  # header, rows, scores
+    for at in range(offsets_at, offsets_at + 16):
+        broken = bytearray(blob)
+        broken[at] ^= 0x40
+        with pytest.raises(BadList):
+            decode_list(bytes(broken))
+    rng = np.random.default_rng(0)
+    for size in [*range(0, 64), *rng.integers(64, 4096, size=200).tolist()]:
+        noise = rng.integers(0, 256, size=size, dtype=np.uint8).tobytes()
+        with contextlib.suppress(BadList):  # or a list: any bytes, no other exception
+            decode_list(noise)
+
+
+def test_a_damaged_stored_list_reads_as_missing(tmp_path: Path) -> None:
+    """The reader computes the list again and overwrites the row (a 500 otherwise, for good)."""
+    store = SqliteStore(path=tmp_path / "s.db")
+    try:
+        good = Ranked(ids=["a"], scores=[1.0], rows=[0])
+        store.put_many(kind=RADIO, version="v1", items=[("t0", good), ("t1", good)])
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            conn.execute("UPDATE radio_neighbours SET ranked = ? WHERE track_id = 't0'", (b"\x01",))
+        assert store.get(kind=RADIO, version="v1", key="t0") is None
+        assert store.get_many(kind=RADIO, version="v1", keys=["t0", "t1"]) == {"t1": good}
+    finally:
+        store.close()

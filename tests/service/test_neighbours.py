@@ -106,7 +106,11 @@ def test_related_artists_are_written_back_and_read_from_the_store(
     first = neighbours.related(loaded, store, row=3, limit=7)
     assert first.origin == COMPUTED and len(first.items) == 7 and 3 not in rows(first)
     assert first.items == related_artists(loaded, row=3, limit=RELATED_SIZE)[:7]
-    stored = store.get(kind=RELATED, version=loaded.version, key=loaded.bundle.artists.id_of(3))
+    stored = store.get(
+        kind=RELATED,
+        version=neighbours.related_version(loaded.version),
+        key=loaded.bundle.artists.id_of(3),
+    )
     assert stored is not None and len(stored.ids) == RELATED_SIZE  # the whole list, not 7
     again = neighbours.related(loaded, store, row=3, limit=7)
     assert again.origin == CACHE and rows(again) == rows(first)

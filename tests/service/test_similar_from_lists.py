@@ -107,7 +107,8 @@ def test_one_model_still_asks_its_index(client: TestClient, loaded: LoadedBundle
 def test_a_short_radio_list_falls_back_to_the_ensemble_online(
     tiny_build: BuildResult, tmp_path: Path, loaded: LoadedBundle
 ) -> None:
-    """A radio list too short for the limit (SEGUE_RADIO_SIZE below it) does not cut /similar."""
+    """A radio list too short for the limit (SEGUE_RADIO_SIZE below it) does not cut /similar:
+    it goes on in the radio's own ranking (its candidates per source), not in another one."""
     settings = Settings(bundles=tiny_build.path.parent, store=f"sqlite:///{tmp_path}/s.db",
                         radio_size=5, store_check_seconds=0.2)  # fmt: skip
     with TestClient(create_app(settings)) as c:
@@ -115,7 +116,8 @@ def test_a_short_radio_list_falls_back_to_the_ensemble_online(
         track = loaded.bundle.tracks.id_of(12)
         body = c.get(f"/v1/tracks/{track}/similar", params={"limit": 20}).json()
     want = similar_tracks(loaded, row=12, limit=20, source="ensemble",
-                          artist_cap=settings.artist_cap)  # fmt: skip
+                          artist_cap=settings.artist_cap,
+                          per_source=settings.radio_candidates_per_source)  # fmt: skip
     assert len(body["items"]) == 20
     assert ids(body) == [loaded.bundle.tracks.id_of(i.row) for i in want]
 
@@ -127,3 +129,37 @@ def test_related_artists_are_served_from_memory(client: TestClient, loaded: Load
     assert first.status_code == again.status_code == 200
     assert first.json()["source"] == "computed" and again.json()["source"] == "cache"
     assert ids(again.json()) == ids(first.json())[:4]
+
+
+def test_an_unknown_model_is_a_422_even_for_an_unknown_track(client: TestClient) -> None:
+    r = client.get("/v1/tracks/no-such-track/similar?model=bogus")
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "model"]
+
+
+def test_a_damaged_stored_list_is_computed_again_and_rewritten(
+    client: TestClient, loaded: LoadedBundle, settings: Settings
+) -> None:
+    import sqlite3
+
+    track = loaded.bundle.tracks.id_of(33)
+    shape = neighbours.RadioShape(
+        size=settings.radio_size, artist_cap=settings.radio_artist_cap,
+        per_source=settings.radio_candidates_per_source,
+    )  # fmt: skip
+    version = neighbours.list_version(loaded.version, shape=shape)
+    path = settings.store.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO radio_neighbours (bundle_version, track_id, ranked, computed_at)"
+            " VALUES (?, ?, ?, 0)",
+            (version, track, b"\x01\x01"),
+        )
+    for route in ("similar", "radio-neighbours"):
+        r = client.get(f"/v1/tracks/{track}/{route}")
+        assert r.status_code == 200, r.text
+    with sqlite3.connect(path) as conn:
+        (blob,) = conn.execute(
+            "SELECT ranked FROM radio_neighbours WHERE bundle_version = ? AND track_id = ?",
+            (version, track),
+        ).fetchone()
+    assert len(blob) > 2  # written again, whole
