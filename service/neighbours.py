@@ -129,7 +129,9 @@ def radio_list(
         return found, CACHE
     cached = None if store is None else store.get(kind=RADIO, version=key.version, key=key.key)
     tracks = loaded.bundle.tracks
-    items = None if cached is None else _rows(cached, row_of=tracks.row_of, n_rows=len(tracks))
+    items = (
+        None if cached is None else stored_items(cached, row_of=tracks.row_of, n_rows=len(tracks))
+    )
     origin, stored = (CACHE, True) if items is not None else (COMPUTED, False)
     if items is None:
         items = compute_radio(
@@ -215,7 +217,7 @@ def related(
             read = (
                 None
                 if cached is None
-                else _rows(cached, row_of=artists.row_of, n_rows=len(artists))
+                else stored_items(cached, row_of=artists.row_of, n_rows=len(artists))
             )
             if read is not None:
                 _keep(cache, key=key, items=read)
@@ -261,7 +263,9 @@ def ranked(loaded: LoadedBundle, items: list[Item], *, entity: str = "tracks") -
     )
 
 
-def _rows(cached: Ranked, *, row_of: Callable[[str], int | None], n_rows: int) -> list[Item] | None:
+def stored_items(
+    cached: Ranked, *, row_of: Callable[[str], int | None], n_rows: int
+) -> list[Item] | None:
     """The stored list as items; None (a miss) for rows outside the bundle, which only a
     damaged row can hold."""
     if cached.rows is not None:  # rows of the list's own bundle version: no id lookups

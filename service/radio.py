@@ -14,10 +14,17 @@ remain. Feedback reshapes the queue:
 
 Every random choice comes from a generator seeded by the station's seed and its history, so the
 same seeds, seed number and events replay the same station.
+
+A station's state stays bounded whatever a listener does (it is read and written whole on every
+call): it remembers its last `history` played tracks (none of them is served again), thumbed-down
+and liked tracks and artist downs, its last `dropped_artists` dropped artists (so that a listener
+who dislikes everything never empties a small catalogue for good), its last `event_ids` event ids
+(a retried event among them changes nothing), and queues at most `queue_max` tracks, the heaviest.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -70,9 +77,13 @@ class Rules:
     artist_down_factor: float  # thumbs down: queued tracks of t's artist
     artist_ban_downs: float  # downs on one artist that drop it (a skip counts skip_down)
     skip_down: float
+    history: int  # played, thumbed-down and liked tracks, and artist downs, a station remembers
+    dropped_artists: int  # the last dropped artists that stay out (the rest may come back)
+    event_ids: int  # the last applied event ids kept: a retry among them changes nothing
+    queue_max: int  # tracks queued at most (the heaviest stay)
 
 
-@dataclass
+@dataclass(slots=True)
 class Queued:
     track: str
     artist: str
@@ -90,16 +101,17 @@ class Station:
     seed: int
     seeds: list[str]
     queue: list[Queued] = field(default_factory=list)
-    played: list[str] = field(default_factory=list)
-    played_artists: list[str] = field(default_factory=list)
+    played: list[str] = field(default_factory=list)  # the last `history` served, oldest first
+    played_artists: list[str] = field(default_factory=list)  # the last artist_gap served
     banned: list[str] = field(default_factory=list)
     banned_artists: list[str] = field(default_factory=list)
-    artist_downs: dict[str, float] = field(default_factory=dict)
+    artist_downs: dict[str, float] = field(default_factory=dict)  # least recently downed first
     liked: list[str] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)  # applied client event ids, in order
-    counts: dict[str, int] = field(default_factory=dict)  # events applied per type
+    events: list[str] = field(default_factory=list)  # the last applied client event ids
+    counts: dict[str, int] = field(default_factory=dict)  # events applied per type, all time
     refills: int = 0
     exhausted: bool = False  # the catalogue had nothing eligible left at the last refill
+    played_count: int = 0  # tracks served, all time
 
     def to_json(self) -> dict[str, Any]:
         # what dataclasses.asdict gives, without its recursive deep copy (a worker's largest
@@ -118,8 +130,16 @@ class Station:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Station:
         fields = dict(data)
-        fields["queue"] = [Queued(**q) for q in data.get("queue", [])]
+        fields["queue"] = [Queued(q["track"], q["artist"], q["weight"])
+                           for q in data.get("queue", [])]  # fmt: skip
+        # a station stored before the count was kept had its whole history
+        fields.setdefault("played_count", len(data.get("played", [])))
         return cls(**fields)
+
+    @property
+    def event_count(self) -> int:
+        """Events applied, all time."""
+        return sum(self.counts.values())
 
     def excluded(self) -> set[str]:
         """Tracks that may never be queued again: played, seeds, thumbed down."""
@@ -129,7 +149,7 @@ class Station:
 def _rng(station: Station, purpose: str) -> random.Random:
     # str seeds are hashed with sha512 by random.Random: stable across runs and machines
     return random.Random(
-        f"{station.seed}:{purpose}:{len(station.events)}:{len(station.played)}:{station.refills}"
+        f"{station.seed}:{purpose}:{station.event_count}:{station.played_count}:{station.refills}"
     )
 
 
@@ -158,9 +178,27 @@ def new_station(
         _merge(
             merged, catalogue.neighbours(s), factor=1.0, exclude=station.excluded(), banned=set()
         )
-    station.queue = weighted_shuffle(list(merged.values()), _rng(station, "start"))
+    start = _heaviest(list(merged.values()), rules.queue_max)
+    station.queue = weighted_shuffle(start, _rng(station, "start"))
     _top_up(station, catalogue, rules)
     return station
+
+
+def _heaviest(items: list[Queued], n: int) -> list[Queued]:
+    """The n heaviest items, in their order of weight (ties in their order in `items`)."""
+    return items if len(items) <= n else heapq.nlargest(n, items, key=lambda q: q.weight)
+
+
+def _forget(station: Station, rules: Rules) -> None:
+    """Keeps the station's memory within the rules' bounds, the most recent entries first."""
+    for kept, size in ((station.played, rules.history), (station.banned, rules.history),
+                       (station.liked, rules.history),
+                       (station.banned_artists, rules.dropped_artists),
+                       (station.played_artists, max(rules.artist_gap, 1)),
+                       (station.events, rules.event_ids)):  # fmt: skip
+        del kept[: max(len(kept) - size, 0)]
+    while len(station.artist_downs) > rules.history:
+        del station.artist_downs[next(iter(station.artist_downs))]
 
 
 def _merge(
@@ -200,7 +238,9 @@ def next_tracks(station: Station, *, n: int, catalogue: Catalogue, rules: Rules)
         q = station.queue.pop(i)
         station.played.append(q.track)
         station.played_artists.append(q.artist)
+        station.played_count += 1
         out.append(q.track)
+    _forget(station, rules)
     return out
 
 
@@ -239,7 +279,9 @@ def _top_up(station: Station, catalogue: Catalogue, rules: Rules, *, force: bool
             _merge(fresh, extra, factor=0.1, exclude=exclude, banned=banned)
     station.refills += 1
     station.exhausted = not fresh and not station.queue
-    station.queue += weighted_shuffle(list(fresh.values()), _rng(station, "refill"))
+    room = max(rules.queue_max - len(station.queue), need)
+    station.queue += weighted_shuffle(_heaviest(list(fresh.values()), room),
+                                      _rng(station, "refill"))  # fmt: skip
 
 
 def apply(
@@ -260,7 +302,7 @@ def apply(
         merged = {q.track: q for q in station.queue}
         _merge(merged, neighbours, factor=boost, exclude=station.excluded(),
                banned=set(station.banned_artists))  # fmt: skip
-        station.queue = list(merged.values())
+        station.queue = _heaviest(list(merged.values()), rules.queue_max)
     else:
         factor = rules.down_factor if kind == THUMBS_DOWN else rules.weak_down_factor
         for q in station.queue:
@@ -276,7 +318,7 @@ def apply(
                 if artist is not None and q.artist == artist:
                     q.weight *= rules.artist_down_factor
         if artist is not None:
-            downs = station.artist_downs.get(artist, 0.0)
+            downs = station.artist_downs.pop(artist, 0.0)  # re-added last: the most recent
             downs += 1.0 if kind == THUMBS_DOWN else rules.skip_down
             station.artist_downs[artist] = downs
             if downs >= rules.artist_ban_downs - 1e-9 and artist not in station.banned_artists:
@@ -286,4 +328,5 @@ def apply(
     station.counts[kind] = station.counts.get(kind, 0) + 1
     station.exhausted = False  # the queue changed: let the next refill look again
     station.queue = weighted_shuffle(station.queue, _rng(station, "feedback"))
+    _forget(station, rules)
     return True

@@ -99,6 +99,22 @@ class Settings(BaseSettings):
         7 * 24 * 3600, ge=0, description="a station expires this long after its last use (0: never)"
     )
     radio_artist_gap: int = Field(3, ge=0, le=50, description="slots between tracks of one artist")
+    # a station is read and written whole on every call: these bound it
+    station_history: int = Field(
+        500, ge=1, le=100_000,
+        description="played tracks (none served again), thumbed-down and liked tracks and "
+        "artist downs a station remembers",
+    )  # fmt: skip
+    station_dropped_artists: int = Field(
+        50, ge=1, le=100_000, description="dropped artists a station keeps out (the last ones)"
+    )
+    station_event_ids: int = Field(
+        256, ge=1, le=100_000,
+        description="event ids a station keeps: a retried event among them changes nothing",
+    )  # fmt: skip
+    station_queue_max: int = Field(
+        500, ge=10, le=100_000, description="tracks a station queues at most (the heaviest stay)"
+    )
     list_cache_size: int = Field(
         8192, ge=0, le=10_000_000,
         description="radio and related lists each worker keeps decoded in memory (0: none)",
@@ -168,11 +184,15 @@ class Settings(BaseSettings):
         )  # fmt: skip
 
     def rules(self) -> Rules:
-        """The queue rules of a station: the artist gap is a setting, the rest fixed."""
+        """The queue rules of a station: the artist gap and the bounds are settings, the rest
+        fixed."""
         return Rules(
             artist_gap=self.radio_artist_gap, low_water=30, refill_sources=10,
             up_boost=2.0, weak_up_boost=0.5, down_factor=0.2, weak_down_factor=0.6,
             artist_down_factor=0.5, artist_ban_downs=2.0, skip_down=1.0 / 3.0,
+            history=self.station_history, dropped_artists=self.station_dropped_artists,
+            event_ids=self.station_event_ids,
+            queue_max=self.station_queue_max,
         )  # fmt: skip
 
     def station_config(self) -> StationConfig:

@@ -10,7 +10,6 @@ the bundle now served (the station keeps its own state, seeds and history either
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -18,11 +17,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 
 from service import errors, radio
 from service.bundle_holder import LoadedBundle
 from service.experiments import CONTROL, assign, store_version
-from service.neighbours import RadioShape, compute_radio, list_version, ranked
+from service.list_cache import ListCache, ListKey, RankedRows
+from service.neighbours import RadioShape, compute_radio, list_version, ranked, stored_items
 from service.radio import Candidate, Station
 from service.settings import StationConfig
 from service.store.base import RADIO, EventRecord, Ranked, Store
@@ -38,11 +39,16 @@ class StationBusy(errors.Busy):
 
 
 class BundleCatalogue:
-    """radio.Catalogue over the served bundle and the store's radio lists of one station."""
+    """radio.Catalogue over the served bundle and the store's radio lists of one station.
+
+    While the station's version is the one served, its lists are read through the worker's
+    `cache` (the LRU the list endpoints use; a list of the control variant is the same list),
+    then the store, and computed and written back when missing. After a hot swap the stored
+    lists are read by id (their rows are another bundle's) and not kept in memory."""
 
     def __init__(
         self, loaded: LoadedBundle, store: Store, *, version: str, variant: str,
-        config: StationConfig,
+        config: StationConfig, cache: ListCache | None = None,
     ) -> None:  # fmt: skip
         self.loaded, self.store, self.config = loaded, store, config
         self.version, self.variant = version, variant
@@ -52,6 +58,8 @@ class BundleCatalogue:
         )  # fmt: skip
         self.key = list_version(store_version(version, variant), shape=shape)
         self.tracks = loaded.bundle.tracks
+        self.pinned = loaded.version == version
+        self.cache = cache if self.pinned else None
         self._seen: dict[str, list[Candidate]] = {}
         self._uncached: set[str] = set()  # prefetched and not in the store: no second read
 
@@ -62,59 +70,87 @@ class BundleCatalogue:
         assert self.tracks.artist is not None
         return self.loaded.bundle.artists.id_of(int(self.tracks.artist[row]))
 
-    def _candidates(self, ranked: Ranked, *, same_version: bool) -> list[Candidate]:
+    def _list_key(self, track: str) -> ListKey:
+        return ListKey(kind=RADIO, version=self.key, key=track)
+
+    def _of_rows(self, ranked: RankedRows) -> list[Candidate]:
+        """Candidates of a list of this bundle's rows: two gathers, no lookup per track."""
+        assert self.tracks.artist is not None
+        ids = self.tracks.ids_of(ranked.rows)
+        artists = self.loaded.bundle.artists.ids_of(np.asarray(self.tracks.artist)[ranked.rows])
+        return [Candidate(track=t, artist=a, score=s)
+                for t, a, s in zip(ids, artists, ranked.scores.tolist(), strict=True)]  # fmt: skip
+
+    def _of_stored(self, track: str, stored: Ranked) -> list[Candidate] | None:
+        """Candidates of a list read from the store; None for a damaged one (a miss)."""
+        if self.pinned:
+            items = stored_items(stored, row_of=self.tracks.row_of, n_rows=len(self.tracks))
+            if items is None:
+                return None
+            rows = RankedRows.of_items(items)
+            if self.cache is not None:
+                self.cache.put(self._list_key(track), rows)
+            return self._of_rows(rows)
         out = []
-        artist = self.tracks.artist
-        assert artist is not None
-        artists = self.loaded.bundle.artists
-        if same_version and ranked.rows is not None:  # rows of this very bundle: no lookups
-            for t, r, s in zip(ranked.ids, ranked.rows, ranked.scores, strict=True):
-                out.append(Candidate(track=t, artist=artists.id_of(int(artist[r])), score=float(s)))
-            return out
-        for t, s in zip(ranked.ids, ranked.scores, strict=True):
+        for t, s in zip(stored.ids, stored.scores, strict=True):
             a = self.artist_of(t)
             if a is not None:  # a track the served bundle no longer has is left out
                 out.append(Candidate(track=t, artist=a, score=float(s)))
         return out
 
+    def _from_memory(self, track: str) -> list[Candidate] | None:
+        found = None if self.cache is None else self.cache.get(self._list_key(track))
+        return None if found is None else self._of_rows(found)
+
     def prefetch(self, tracks: Sequence[str]) -> None:
-        missing = [t for t in dict.fromkeys(tracks) if t not in self._seen]
+        missing = []
+        for t in dict.fromkeys(tracks):
+            if t in self._seen:
+                continue
+            if (found := self._from_memory(t)) is not None:
+                self._seen[t] = found
+            else:
+                missing.append(t)
         if not missing:
             return
-        pinned = self.loaded.version == self.version
-        found = self.store.get_many(kind=RADIO, version=self.key, keys=missing)
-        for track, cached in found.items():
-            self._seen[track] = self._candidates(cached, same_version=pinned)
-        self._uncached.update(t for t in missing if t not in found)
+        stored = self.store.get_many(kind=RADIO, version=self.key, keys=missing)
+        for track, ranked_list in stored.items():
+            if (candidates := self._of_stored(track, ranked_list)) is not None:
+                self._seen[track] = candidates
+        self._uncached.update(t for t in missing if t not in self._seen)
 
     def neighbours(self, track: str) -> list[Candidate]:
         if track in self._seen:
             return self._seen[track]
-        cached = (
-            None
-            if track in self._uncached
-            else self.store.get(kind=RADIO, version=self.key, key=track)
-        )
-        pinned = self.loaded.version == self.version
-        if cached is not None:
-            result = self._candidates(cached, same_version=pinned)
-        else:
-            row = self.tracks.row_of(track)
-            if row is None:
-                result = []
-            else:
-                variant = self.loaded.variants.get(self.variant if pinned else CONTROL)
-                items = compute_radio(
-                    self.loaded, row=row, size=self.config.radio_size,
-                    artist_cap=self.config.radio_artist_cap, per_source=self.config.per_source,
-                    scorer=variant.scorer if variant is not None else None,
-                )  # fmt: skip
-                r = ranked(self.loaded, items)
-                if pinned:  # only lists of the station's own version go under its key
-                    self.store.put_many(kind=RADIO, version=self.key, items=[(track, r)])
-                result = self._candidates(r, same_version=True)
+        result = self._from_memory(track)
+        if result is None and track not in self._uncached:
+            stored = self.store.get(kind=RADIO, version=self.key, key=track)
+            result = None if stored is None else self._of_stored(track, stored)
+        if result is None:
+            result = self._compute(track)
         self._seen[track] = result
         return result
+
+    def _compute(self, track: str) -> list[Candidate]:
+        """The list from the bundle; written back (and kept in memory) under the station's key
+        only while its version is the one served."""
+        row = self.tracks.row_of(track)
+        if row is None:
+            return []
+        variant = self.loaded.variants.get(self.variant if self.pinned else CONTROL)
+        items = compute_radio(
+            self.loaded, row=row, size=self.config.radio_size,
+            artist_cap=self.config.radio_artist_cap, per_source=self.config.per_source,
+            scorer=variant.scorer if variant is not None else None,
+        )  # fmt: skip
+        rows = RankedRows.of_items(items)
+        if self.pinned:
+            self.store.put_many(
+                kind=RADIO, version=self.key, items=[(track, ranked(self.loaded, items))]
+            )
+            if self.cache is not None:
+                self.cache.put(self._list_key(track), rows)
+        return self._of_rows(rows)
 
     def fallback(self, *, exclude: set[str], banned_artists: set[str], n: int) -> list[Candidate]:
         """The most listened eligible tracks, then any eligible track of the catalogue."""
@@ -159,13 +195,13 @@ def seed_tracks(
 
 def create(
     loaded: LoadedBundle, store: Store, *, user: str, seeds: list[str], config: StationConfig,
-    seed: int | None = None,
+    seed: int | None = None, cache: ListCache | None = None,
 ) -> tuple[Station, int]:  # fmt: skip
     """A new station (revision 1) pinned to the served bundle, in the user's variant."""
     variant = assign(user, loaded.variants) if loaded.variants else CONTROL
     station_id = uuid.uuid4().hex
     catalogue = BundleCatalogue(loaded, store, version=loaded.version, variant=variant,
-                                config=config)  # fmt: skip
+                                config=config, cache=cache)  # fmt: skip
     station = radio.new_station(
         id=station_id, user=user, variant=variant, version=loaded.version,
         seed=seed if seed is not None else random.getrandbits(31), seeds=seeds,
@@ -185,7 +221,7 @@ def get(store: Store, *, station_id: str) -> tuple[Station, int]:
 
 def _update(
     loaded: LoadedBundle, store: Store, *, station_id: str, config: StationConfig,
-    change: Callable[[Station, BundleCatalogue], bool],
+    change: Callable[[Station, BundleCatalogue], bool], cache: ListCache | None,
 ) -> tuple[Station, int, bool]:  # fmt: skip
     """Reads the station, lets `change` modify it and writes it back only if its revision is
     still the one read, retrying on conflict. `change` returns False when there is nothing to
@@ -195,7 +231,8 @@ def _update(
         station, revision = get(store, station_id=station_id)
         if catalogue is None:  # a station's version and variant never change: one per call
             catalogue = BundleCatalogue(loaded, store, version=station.version,
-                                        variant=station.variant, config=config)  # fmt: skip
+                                        variant=station.variant, config=config,
+                                        cache=cache)  # fmt: skip
         if not change(station, catalogue):
             return station, revision, False
         if store.update_station(
@@ -207,8 +244,9 @@ def _update(
 
 
 def next_tracks(
-    loaded: LoadedBundle, store: Store, *, station_id: str, n: int, config: StationConfig
-) -> tuple[Station, list[str]]:
+    loaded: LoadedBundle, store: Store, *, station_id: str, n: int, config: StationConfig,
+    cache: ListCache | None = None,
+) -> tuple[Station, list[str]]:  # fmt: skip
     """Advances the station by up to n tracks (a conditional write; retried on conflict)."""
     served: list[str] = []
 
@@ -216,13 +254,14 @@ def next_tracks(
         served[:] = radio.next_tracks(station, n=n, catalogue=catalogue, rules=config.rules)
         return True
 
-    station, _, _ = _update(loaded, store, station_id=station_id, config=config, change=advance)
+    station, _, _ = _update(loaded, store, station_id=station_id, config=config, change=advance,
+                            cache=cache)  # fmt: skip
     return station, served
 
 
 def feedback(
     loaded: LoadedBundle, store: Store, *, station_id: str, event_id: str, kind: str, track: str,
-    config: StationConfig,
+    config: StationConfig, cache: ListCache | None = None,
 ) -> tuple[Station, int, bool]:  # fmt: skip
     """Applies one event exactly once (by event id) and logs it: (station, revision, newly
     applied). A retried event changes nothing; its log write is idempotent."""
@@ -232,7 +271,7 @@ def feedback(
                            catalogue=catalogue, rules=config.rules)  # fmt: skip
 
     station, revision, applied = _update(
-        loaded, store, station_id=station_id, config=config, change=apply
+        loaded, store, station_id=station_id, config=config, change=apply, cache=cache
     )
     _log(store, station, event_id=event_id, kind=kind, track=track)
     return station, revision, applied
@@ -255,9 +294,9 @@ def _backoff(attempt: int) -> None:
 
 
 def _dump(station: Station) -> str:
-    return json.dumps(station.to_json(), separators=(",", ":"))
+    return orjson.dumps(station.to_json()).decode()
 
 
 def _load(text: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(text)
+    data: dict[str, Any] = orjson.loads(text)
     return data

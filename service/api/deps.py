@@ -56,7 +56,25 @@ Loaded = Annotated[LoadedBundle, Depends(loaded_bundle)]
 Stores = Annotated[StoreMonitor, Depends(_state("stores"))]
 RequestMetrics = Annotated[Metrics, Depends(_state("metrics"))]
 AppSettings = Annotated[Settings, Depends(_state("settings"))]
-StationsConfig = Annotated[StationConfig, Depends(_state("station_config"))]
+
+
+@dataclass(frozen=True)
+class StationContext:
+    """What the station routes use of the app, as one dependency (see `ListContext`)."""
+
+    config: StationConfig
+    stores: StoreMonitor
+    metrics: Metrics
+    cache: ListCache
+
+
+async def _station_context(request: Request) -> StationContext:
+    state = request.app.state
+    return StationContext(config=state.station_config, stores=state.stores,
+                          metrics=state.metrics, cache=state.list_cache)  # fmt: skip
+
+
+StationsOf = Annotated[StationContext, Depends(_station_context)]
 
 
 @dataclass(frozen=True)

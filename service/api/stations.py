@@ -8,8 +8,7 @@ from service.api.deps import (
     NOT_FOUND,
     Json,
     Loaded,
-    RequestMetrics,
-    StationsConfig,
+    StationsOf,
     Stores,
     artist_row,
     body,
@@ -28,7 +27,7 @@ def view(station: Station, revision: int) -> schemas.Station:
     return schemas.Station(
         id=station.id, user_id=station.user, variant=station.variant,
         bundle_version=station.version, seed=station.seed, seeds=station.seeds,
-        played=len(station.played), queued=len(station.queue), liked=station.liked,
+        played=station.played_count, queued=len(station.queue), liked=station.liked,
         thumbed_down=station.banned, dropped_artists=station.banned_artists,
         events=station.counts, revision=revision,
     )  # fmt: skip
@@ -36,11 +35,7 @@ def view(station: Station, revision: int) -> schemas.Station:
 
 @router.post("", status_code=201, response_model=schemas.Station, responses=ERRORS)
 async def create_station(
-    body: schemas.StationCreate,
-    loaded: Loaded,
-    monitor: Stores,
-    m: RequestMetrics,
-    config: StationsConfig,
+    body: schemas.StationCreate, loaded: Loaded, ctx: StationsOf
 ) -> schemas.Station:
     """Starts a station from seed tracks and/or artists: a weighted shuffle of the seeds'
     radio neighbours, pinned to the served bundle, in the user's experiment variant."""
@@ -49,11 +44,12 @@ async def create_station(
     for a in body.artists:
         artist_row(loaded.bundle, a)
     seeds = stations.seed_tracks(loaded, tracks=body.tracks, artists=body.artists,
-                                 per_artist=config.seed_tracks_per_artist)  # fmt: skip
-    station, revision = await monitor.run(lambda store: stations.create(
-        loaded, store, user=body.user_id, seeds=seeds, config=config, seed=body.seed
+                                 per_artist=ctx.config.seed_tracks_per_artist)  # fmt: skip
+    station, revision = await ctx.stores.run(lambda store: stations.create(
+        loaded, store, user=body.user_id, seeds=seeds, config=ctx.config, seed=body.seed,
+        cache=ctx.cache,
     ))  # fmt: skip
-    m.station_events.labels("created", station.variant).inc()
+    ctx.metrics.station_events.labels("created", station.variant).inc()
     return view(station, revision)
 
 
@@ -67,16 +63,14 @@ async def get_station(station_id: StationId, monitor: Stores) -> schemas.Station
 async def next_tracks(
     station_id: StationId,
     loaded: Loaded,
-    monitor: Stores,
-    m: RequestMetrics,
-    config: StationsConfig,
+    ctx: StationsOf,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Json:
     """The station's next tracks; this advances the station (they count as played)."""
-    station, tracks = await monitor.run(lambda store: stations.next_tracks(
-        loaded, store, station_id=station_id, n=limit, config=config
+    station, tracks = await ctx.stores.run(lambda store: stations.next_tracks(
+        loaded, store, station_id=station_id, n=limit, config=ctx.config, cache=ctx.cache
     ))  # fmt: skip
-    m.station_events.labels("track_served", station.variant).inc(len(tracks))
+    ctx.metrics.station_events.labels("track_served", station.variant).inc(len(tracks))
     rows = [loaded.bundle.tracks.row_of(t) for t in tracks]
     return body({
         "station_id": station_id,
@@ -89,18 +83,16 @@ async def feedback(
     station_id: StationId,
     body: schemas.Feedback,
     loaded: Loaded,
-    monitor: Stores,
-    m: RequestMetrics,
-    config: StationsConfig,
+    ctx: StationsOf,
 ) -> schemas.FeedbackResult:
     """thumbs_up, thumbs_down, skip or completed on a track. Idempotent by `event_id`."""
     track_row(loaded.bundle, body.track_id)
-    station, revision, applied = await monitor.run(lambda store: stations.feedback(
+    station, revision, applied = await ctx.stores.run(lambda store: stations.feedback(
         loaded, store, station_id=station_id, event_id=body.event_id, kind=body.type,
-        track=body.track_id, config=config,
+        track=body.track_id, config=ctx.config, cache=ctx.cache,
     ))  # fmt: skip
     if applied:
-        m.station_events.labels(body.type, station.variant).inc()
+        ctx.metrics.station_events.labels(body.type, station.variant).inc()
     return schemas.FeedbackResult(applied=applied, station=view(station, revision))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -125,14 +126,14 @@ def test_a_thumbed_down_track_never_returns(cat: ToyCatalogue, seed: int, steps:
 def test_one_artist_stays_apart_while_others_are_eligible(cat: ToyCatalogue, seed: int,
                                                           steps: list) -> None:  # type: ignore[type-arg]  # fmt: skip
     station = start(cat, seed)
-    run(station, cat, steps)
+    served = run(station, cat, steps)
     # every genre has >= 4 artists and the fallback reaches the whole catalogue, so there is
     # always another artist to play until fewer than gap + 1 artists have tracks left
-    artists = station.played_artists
+    artists = [cat.by_id[t][0] for t in served]
     for i in range(len(artists)):
         recent = artists[max(0, i - RULES.artist_gap) : i]
         if artists[i] in recent:
-            played_before = set(station.played[:i])
+            played_before = set(served[:i])
             left = {a for t, a, _ in cat.tracks if t not in played_before
                     and t not in station.seeds and t not in station.banned
                     and a not in station.banned_artists}  # fmt: skip
@@ -237,3 +238,53 @@ def test_a_station_round_trips_through_json_as_dataclasses_asdict_wrote_it() -> 
                       artist_downs={"a9": 1.0}, events=["e1"], counts={"skip": 1}, refills=2)  # fmt: skip
     assert station.to_json() == asdict(station)  # the stored format is unchanged
     assert Station.from_json(json.loads(json.dumps(station.to_json()))) == station
+
+
+SMALL = dataclasses.replace(RULES, history=7, dropped_artists=3, event_ids=5, queue_max=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(cat=catalogues, seed=st.integers(0, 10**6), steps=actions)
+def test_a_station_stays_within_its_bounds(cat: ToyCatalogue, seed: int, steps: list) -> None:  # type: ignore[type-arg]
+    station = radio.new_station(id="s", user="u", variant="control", version="v1", seed=seed,
+                                seeds=[cat.tracks[seed % len(cat.tracks)][0]], catalogue=cat,
+                                rules=SMALL)  # fmt: skip
+    served: list[str] = []
+    for i, (kind, n, pick) in enumerate(steps * 3):
+        if kind == "next":
+            served += radio.next_tracks(station, n=n, catalogue=cat, rules=SMALL)
+        else:
+            pool = served or [t for t, _, _ in cat.tracks]
+            radio.apply(station, event_id=f"e{i}", kind=kind, track=pool[pick % len(pool)],
+                        catalogue=cat, rules=SMALL)  # fmt: skip
+        assert len(station.played) <= 7 and len(station.banned) <= 7 and len(station.liked) <= 7
+        assert len(station.events) <= 5 and len(station.artist_downs) <= 7
+        assert len(station.banned_artists) <= 3
+        assert len(station.played_artists) <= max(SMALL.artist_gap, 1)
+        assert len(station.queue) <= SMALL.queue_max + 2 * SMALL.low_water
+    assert station.played_count == len(served) and station.played == served[-7:]
+    for i, t in enumerate(served):  # no track again within the history window
+        assert t not in served[max(0, i - 7) : i]
+
+
+def test_a_station_remembers_its_last_event_ids() -> None:
+    cat = ToyCatalogue(3, 5, 6)
+    station = radio.new_station(id="s", user="u", variant="control", version="v1", seed=3,
+                                seeds=[cat.tracks[0][0]], catalogue=cat, rules=SMALL)  # fmt: skip
+    track = radio.next_tracks(station, n=1, catalogue=cat, rules=SMALL)[0]
+    for i in range(8):
+        assert radio.apply(station, event_id=f"e{i}", kind=radio.COMPLETED, track=track,
+                           catalogue=cat, rules=SMALL)  # fmt: skip
+    assert station.events == ["e3", "e4", "e5", "e6", "e7"] and station.event_count == 8
+    assert not radio.apply(station, event_id="e3", kind=radio.COMPLETED, track=track,
+                           catalogue=cat, rules=SMALL)  # fmt: skip
+
+
+def test_a_station_stored_before_the_bounds_loads() -> None:
+    old = {"id": "s", "user": "u", "variant": "control", "version": "v1", "seed": 1,
+           "seeds": ["t1"], "queue": [{"track": "t2", "artist": "a2", "weight": 0.5}],
+           "played": ["t3", "t4"], "played_artists": ["a3", "a4"], "banned": [],
+           "banned_artists": [], "artist_downs": {}, "liked": [], "events": ["e1"],
+           "counts": {"skip": 1}, "refills": 1, "exhausted": False}  # fmt: skip
+    station = Station.from_json(old)
+    assert station.played_count == 2 and station.event_count == 1

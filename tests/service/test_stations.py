@@ -5,7 +5,7 @@ The store's clock is injected, so a station's expiry is tested without waiting f
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,11 @@ import pytest
 from indexes.pipeline import BuildResult
 from service import stations
 from service.bundle_holder import LoadedBundle, load
+from service.list_cache import ListCache
 from service.radio import THUMBS_DOWN, THUMBS_UP
 from service.settings import Settings, StationConfig
 from service.stations import StationBusy, StationNotFound
+from service.store.base import Ranked
 from service.store.sqlite import SqliteStore
 
 DEFAULTS = Settings.defaults()
@@ -172,3 +174,41 @@ def test_a_station_that_keeps_changing_under_a_call_is_busy(
     finally:
         contended.close()
     assert stations.get(store, station_id=station.id)[1] == 1  # nothing was written
+
+
+class CountingStore(SqliteStore):
+    """The SQLite store, counting the radio lists asked of it."""
+
+    reads = 0
+
+    def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
+        self.reads += 1
+        return super().get(kind=kind, version=version, key=key)
+
+    def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
+        self.reads += len(keys)
+        return super().get_many(kind=kind, version=version, keys=keys)
+
+
+def test_lists_in_the_workers_memory_are_not_read_again(
+    loaded: LoadedBundle, tmp_path: Path
+) -> None:
+    store = CountingStore(path=tmp_path / "counting.db", options=DEFAULTS.store_options())
+    cache = ListCache(max_items=1000)
+    seed = seeds(loaded, 4)
+    first, _ = stations.create(loaded, store, user="u1", seeds=seed, config=CONFIG, cache=cache)
+    _, played = stations.next_tracks(loaded, store, station_id=first.id, n=3, config=CONFIG,
+                                     cache=cache)  # fmt: skip
+    stations.feedback(loaded, store, station_id=first.id, event_id="e1", kind=THUMBS_UP,
+                      track=played[0], config=CONFIG, cache=cache)  # fmt: skip
+    assert len(cache) >= 2  # the seed's list and the liked track's, computed and kept
+    store.reads = 0
+    second, _ = stations.create(loaded, store, user="u2", seeds=seed, config=CONFIG, cache=cache)
+    stations.feedback(loaded, store, station_id=second.id, event_id="e1", kind=THUMBS_UP,
+                      track=played[0], config=CONFIG, cache=cache)  # fmt: skip
+    assert store.reads == 0
+    # the same lists as without memory: a station from the store alone starts the same
+    again, _ = stations.create(loaded, store, user="u2", seeds=seed, config=CONFIG,
+                               seed=second.seed)  # fmt: skip
+    assert again.queue == second.queue
+    store.close()
