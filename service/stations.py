@@ -222,10 +222,12 @@ def get(store: Store, *, station_id: str) -> tuple[Station, int]:
 def _update(
     loaded: LoadedBundle, store: Store, *, station_id: str, config: StationConfig,
     change: Callable[[Station, BundleCatalogue], bool], cache: ListCache | None,
+    log: Callable[[Station], list[EventRecord]] | None = None,
 ) -> tuple[Station, int, bool]:  # fmt: skip
     """Reads the station, lets `change` modify it and writes it back only if its revision is
-    still the one read, retrying on conflict. `change` returns False when there is nothing to
-    write. Returns (station, its revision now, written)."""
+    still the one read, retrying on conflict; `log`'s events go to the event log with that
+    write. `change` returns False when there is nothing to write. Returns (station, its
+    revision now, written)."""
     catalogue: BundleCatalogue | None = None
     for attempt in range(config.max_attempts):
         station, revision = get(store, station_id=station_id)
@@ -236,7 +238,10 @@ def _update(
         if not change(station, catalogue):
             return station, revision, False
         if store.update_station(
-            station_id=station_id, state=_dump(station), expected_revision=revision
+            station_id=station_id,
+            state=_dump(station),
+            expected_revision=revision,
+            events=log(station) if log is not None else (),
         ):
             return station, revision + 1, True
         _backoff(attempt)
@@ -263,17 +268,22 @@ def feedback(
     loaded: LoadedBundle, store: Store, *, station_id: str, event_id: str, kind: str, track: str,
     config: StationConfig, cache: ListCache | None = None,
 ) -> tuple[Station, int, bool]:  # fmt: skip
-    """Applies one event exactly once (by event id) and logs it: (station, revision, newly
-    applied). A retried event changes nothing; its log write is idempotent."""
+    """Applies one event exactly once (by event id) and logs it with the station's write:
+    (station, revision, newly applied). A retried event changes nothing; it is logged again
+    (idempotent by event id), in case the first call failed after its write."""
 
     def apply(station: Station, catalogue: BundleCatalogue) -> bool:
         return radio.apply(station, event_id=event_id, kind=kind, track=track,
                            catalogue=catalogue, rules=config.rules)  # fmt: skip
 
+    def log(station: Station) -> list[EventRecord]:
+        return [_record(station, event_id=event_id, kind=kind, track=track)]
+
     station, revision, applied = _update(
-        loaded, store, station_id=station_id, config=config, change=apply, cache=cache
+        loaded, store, station_id=station_id, config=config, change=apply, cache=cache, log=log
     )
-    _log(store, station, event_id=event_id, kind=kind, track=track)
+    if not applied:
+        store.append_events(events=log(station))
     return station, revision, applied
 
 
@@ -282,11 +292,11 @@ def delete(store: Store, *, station_id: str) -> None:
         raise StationNotFound(station_id)
 
 
-def _log(store: Store, station: Station, *, event_id: str, kind: str, track: str) -> None:
-    store.append_events(events=[EventRecord(
+def _record(station: Station, *, event_id: str, kind: str, track: str) -> EventRecord:
+    return EventRecord(
         station_id=station.id, event_id=event_id, user_id=station.user, variant=station.variant,
         bundle_version=station.version, track_id=track, kind=kind, at=time.time(),
-    )])  # fmt: skip
+    )  # fmt: skip
 
 
 def _backoff(attempt: int) -> None:

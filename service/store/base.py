@@ -199,9 +199,14 @@ class Store(Protocol):
     def get_station(self, *, station_id: str) -> StoredStation | None:
         """The station, or None if unknown, deleted or expired."""
 
-    def update_station(self, *, station_id: str, state: str, expected_revision: int) -> bool:
+    def update_station(
+        self, *, station_id: str, state: str, expected_revision: int,
+        events: Sequence[EventRecord] = (),
+    ) -> bool:  # fmt: skip
         """Writes the state at expected_revision + 1 only if the stored revision is still
-        expected_revision (a lightweight transaction in Cassandra); False on a conflict."""
+        expected_revision (a lightweight transaction in Cassandra); False on a conflict. When
+        it writes, `events` go to the event log with it (SQLite: in the same transaction;
+        Cassandra: right after, as a conditional write cannot span tables) before it returns."""
 
     def delete_station(self, *, station_id: str) -> bool:
         """Deletes a station; False if there was none."""

@@ -463,11 +463,17 @@ class CassandraStore:
             return None
         return StoredStation(state=row.state, revision=int(row.revision))
 
-    def update_station(self, *, station_id: str, state: str, expected_revision: int) -> bool:
+    def update_station(
+        self, *, station_id: str, state: str, expected_revision: int,
+        events: Sequence[EventRecord] = (),
+    ) -> bool:  # fmt: skip
         writer = uuid.uuid4()
         args = (self._station_ttl(), state, expected_revision + 1, writer, station_id,
                 expected_revision)  # fmt: skip
-        return self._conditional("update_station", args, station_id=station_id, writer=writer)
+        applied = self._conditional("update_station", args, station_id=station_id, writer=writer)
+        if applied:
+            self.append_events(events=events)
+        return applied
 
     def delete_station(self, *, station_id: str) -> bool:
         return self._conditional("delete_station", (station_id,), station_id=station_id,

@@ -95,6 +95,9 @@ class SqliteStore:
         self.clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()
+        # one writer per process at a time: the threads of a worker queue here instead of in
+        # SQLite's busy handler, which sleeps 1, 2, 5, 10 ... 100 ms between its tries
+        self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
         try:
@@ -125,6 +128,20 @@ class SqliteStore:
             with self._lock:
                 self._connections.append(conn)
         return conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """The connection, with this process's write lock held (and errors translated)."""
+        with self._errors():
+            if not self._write_lock.acquire(timeout=self.options.timeout_seconds):
+                raise StoreUnavailable(
+                    f"sqlite store {self.path}: no write slot within "
+                    f"{self.options.timeout_seconds:g} s", down=False,
+                )  # fmt: skip
+            try:
+                yield self._connection()
+            finally:
+                self._write_lock.release()
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -191,7 +208,7 @@ class SqliteStore:
         table, column = table_of(kind)
         now = self.clock()
         rows = [(version, key, encode_list(r), now) for key, r in items]
-        with self._errors(), self._transaction(self._connection()) as conn:
+        with self._writing() as c, self._transaction(c) as conn:
             conn.executemany(
                 f"INSERT OR REPLACE INTO {table} (bundle_version, {column}, ranked, computed_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -211,8 +228,8 @@ class SqliteStore:
         return {int(r[0]) for r in rows}
 
     def mark_done(self, *, version: str, task: str, chunk: int, items: int) -> None:
-        with self._errors():
-            self._connection().execute(
+        with self._writing() as conn:
+            conn.execute(
                 "INSERT OR REPLACE INTO precompute_progress VALUES (?, ?, ?, ?, ?)",
                 (version, task, chunk, items, self.clock()),
             )
@@ -222,7 +239,7 @@ class SqliteStore:
         return self.clock() + ttl if ttl > 0 else float("inf")
 
     def create_station(self, *, station_id: str, state: str) -> bool:
-        with self._errors(), self._transaction(self._connection()) as conn:
+        with self._writing() as c, self._transaction(c) as conn:
             conn.execute(
                 "DELETE FROM stations WHERE station_id = ? AND expires_at < ?",
                 (station_id, self.clock()),
@@ -245,32 +262,43 @@ class SqliteStore:
             )
         return None if row is None else StoredStation(state=row[0], revision=int(row[1]))
 
-    def update_station(self, *, station_id: str, state: str, expected_revision: int) -> bool:
-        # the same rule as Cassandra's `IF revision = ?`: one conditional statement
-        with self._errors():
-            cur = self._connection().execute(
+    def update_station(
+        self, *, station_id: str, state: str, expected_revision: int,
+        events: Sequence[EventRecord] = (),
+    ) -> bool:  # fmt: skip
+        # the same rule as Cassandra's `IF revision = ?`: one conditional statement; the events
+        # go in the same transaction
+        with self._writing() as c, self._transaction(c) as conn:
+            cur = conn.execute(
                 "UPDATE stations SET state = ?, revision = ?, expires_at = ? "
                 "WHERE station_id = ? AND revision = ? AND expires_at >= ?",
                 (state, expected_revision + 1, self._expires(), station_id, expected_revision,
                  self.clock()),
             )  # fmt: skip
-        return cur.rowcount == 1
+            applied = cur.rowcount == 1
+            if applied and events:
+                self._insert_events(conn, events)
+        return applied
 
     def delete_station(self, *, station_id: str) -> bool:
-        with self._errors():
-            cur = self._connection().execute(
+        with self._writing() as conn:
+            cur = conn.execute(
                 "DELETE FROM stations WHERE station_id = ? AND expires_at >= ?",
                 (station_id, self.clock()),
             )
         return cur.rowcount == 1
 
     def append_events(self, *, events: Sequence[EventRecord]) -> None:
-        with self._errors():
-            self._connection().executemany(
-                "INSERT OR REPLACE INTO station_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(e.station_id, e.event_id, e.user_id, e.variant, e.bundle_version, e.track_id,
-                  e.kind, e.at) for e in events],
-            )  # fmt: skip
+        with self._writing() as conn:
+            self._insert_events(conn, events)
+
+    @staticmethod
+    def _insert_events(conn: sqlite3.Connection, events: Sequence[EventRecord]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO station_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(e.station_id, e.event_id, e.user_id, e.variant, e.bundle_version, e.track_id,
+              e.kind, e.at) for e in events],
+        )  # fmt: skip
 
     def events(self) -> Iterator[EventRecord]:
         with self._errors():

@@ -17,7 +17,7 @@ from service.list_cache import ListCache
 from service.radio import THUMBS_DOWN, THUMBS_UP
 from service.settings import Settings, StationConfig
 from service.stations import StationBusy, StationNotFound
-from service.store.base import Ranked
+from service.store.base import EventRecord, Ranked
 from service.store.sqlite import SqliteStore
 
 DEFAULTS = Settings.defaults()
@@ -153,7 +153,10 @@ def test_a_station_expires_a_ttl_after_its_last_use(
 class Contended(SqliteStore):
     """A store on which every conditional write loses (another writer is always first)."""
 
-    def update_station(self, *, station_id: str, state: str, expected_revision: int) -> bool:
+    def update_station(
+        self, *, station_id: str, state: str, expected_revision: int,
+        events: Sequence[EventRecord] = (),
+    ) -> bool:  # fmt: skip
         return False
 
     def create_station(self, *, station_id: str, state: str) -> bool:

@@ -283,6 +283,19 @@ def test_the_event_log_is_idempotent_by_event_id(store: Store) -> None:
     assert got[0] == event("s1", "e1", 1000.5)
 
 
+def test_events_go_to_the_log_with_the_write_that_applies(store: Store) -> None:
+    def event(event_id: str) -> EventRecord:
+        return EventRecord(station_id="s1", event_id=event_id, user_id="u1", variant="control",
+                           bundle_version="v1", track_id="t1", kind="skip", at=1000.0)  # fmt: skip
+
+    assert store.create_station(station_id="s1", state="{}")
+    assert store.update_station(station_id="s1", state="{}", expected_revision=1,
+                                events=[event("e1")])  # fmt: skip
+    assert not store.update_station(station_id="s1", state="{}", expected_revision=1,
+                                    events=[event("e2")])  # fmt: skip
+    assert [e.event_id for e in store.events()] == ["e1"]  # not the one of the lost write
+
+
 def test_a_station_expires_after_its_ttl(store_url: str) -> None:
     now = [1_000_000.0]
     s = open_on_clock(
