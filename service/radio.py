@@ -25,18 +25,18 @@ who dislikes everything never empties a small catalogue for good), its last `eve
 from __future__ import annotations
 
 import heapq
-import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
 
 THUMBS_UP, THUMBS_DOWN, SKIP, COMPLETED = "thumbs_up", "thumbs_down", "skip", "completed"
 EVENT_TYPES = (THUMBS_UP, THUMBS_DOWN, SKIP, COMPLETED)
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):  # a tuple: a station builds hundreds per list it reads
     track: str
     artist: str
     score: float
@@ -123,15 +123,20 @@ class Station:
                 data[name] = list(value)
             elif isinstance(value, dict):
                 data[name] = dict(value)
-        data["queue"] = [{"track": q.track, "artist": q.artist, "weight": q.weight}
-                         for q in self.queue]  # fmt: skip
+        # the queue in columns: no key repeated per track, and built again with one map
+        data["queue"] = {"tracks": [q.track for q in self.queue],
+                         "artists": [q.artist for q in self.queue],
+                         "weights": [q.weight for q in self.queue]}  # fmt: skip
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Station:
         fields = dict(data)
-        fields["queue"] = [Queued(q["track"], q["artist"], q["weight"])
-                           for q in data.get("queue", [])]  # fmt: skip
+        queue = data.get("queue", [])
+        if isinstance(queue, dict):
+            fields["queue"] = list(map(Queued, queue["tracks"], queue["artists"], queue["weights"]))
+        else:  # a station stored before the columns: one object per queued track
+            fields["queue"] = [Queued(q["track"], q["artist"], q["weight"]) for q in queue]
         # a station stored before the count was kept had its whole history
         fields.setdefault("played_count", len(data.get("played", [])))
         return cls(**fields)
@@ -154,10 +159,14 @@ def _rng(station: Station, purpose: str) -> random.Random:
 
 
 def weighted_shuffle(items: list[Queued], rng: random.Random) -> list[Queued]:
-    """Efraimidis–Spirakis: heavier items tend to come first; every order is possible."""
-    keys = [math.log(1.0 - rng.random()) / max(q.weight, 1e-12) for q in items]
-    order = sorted(range(len(items)), key=lambda i: keys[i], reverse=True)
-    return [items[i] for i in order]
+    """Efraimidis–Spirakis: heavier items tend to come first; every order is possible. The
+    keys are drawn with numpy (seeded from `rng`): the queue is reshuffled on every feedback."""
+    if len(items) < 2:
+        return list(items)
+    weights = np.fromiter((q.weight for q in items), dtype=np.float64, count=len(items))
+    u = np.random.default_rng(rng.getrandbits(64)).random(len(items))
+    keys = np.log1p(-u) / np.maximum(weights, 1e-12)
+    return [items[i] for i in np.argsort(-keys, kind="stable").tolist()]
 
 
 def new_station(

@@ -227,7 +227,7 @@ def test_thumbs_up_pulls_its_genre_forward() -> None:
     assert hits_with > hits_without + 30
 
 
-def test_a_station_round_trips_through_json_as_dataclasses_asdict_wrote_it() -> None:
+def test_a_station_round_trips_through_json_and_reads_the_older_format() -> None:
     import json
     from dataclasses import asdict
 
@@ -235,9 +235,14 @@ def test_a_station_round_trips_through_json_as_dataclasses_asdict_wrote_it() -> 
 
     station = Station(id="s", user="u", variant="control", version="v1", seed=7, seeds=["t1"],
                       queue=[Queued("t2", "a2", 0.5), Queued("t3", "a3", 1.5)], played=["t1"],
-                      artist_downs={"a9": 1.0}, events=["e1"], counts={"skip": 1}, refills=2)  # fmt: skip
-    assert station.to_json() == asdict(station)  # the stored format is unchanged
+                      artist_downs={"a9": 1.0}, events=["e1"], counts={"skip": 1}, refills=2,
+                      played_count=1)  # fmt: skip
     assert Station.from_json(json.loads(json.dumps(station.to_json()))) == station
+    assert station.to_json()["queue"] == {"tracks": ["t2", "t3"], "artists": ["a2", "a3"],
+                                          "weights": [0.5, 1.5]}  # fmt: skip
+    older = asdict(station)  # what stations stored before the queue was kept in columns
+    assert isinstance(older["queue"], list)
+    assert Station.from_json(json.loads(json.dumps(older))) == station
 
 
 SMALL = dataclasses.replace(RULES, history=7, dropped_artists=3, event_ids=5, queue_max=40)
