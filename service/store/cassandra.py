@@ -11,6 +11,7 @@ after a short back-off, so a worker started before Cassandra recovers on its own
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -279,6 +280,9 @@ class CassandraStore:
             control_connection_timeout=o.connect_timeout_seconds,
             idle_heartbeat_interval=5,
             idle_heartbeat_timeout=o.connect_timeout_seconds,
+            # without it a request larger than a TCP segment (a station's state) waits for the
+            # delayed ACK of its first segment (Nagle): loadtest/README.md, bench_stations
+            sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
 
     def _ensure(self) -> tuple[Session, dict[str, PreparedStatement]]:
