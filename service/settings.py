@@ -109,7 +109,7 @@ class Settings(BaseSettings):
         50, ge=1, le=100_000, description="dropped artists a station keeps out (the last ones)"
     )
     station_event_ids: int = Field(
-        256, ge=1, le=100_000,
+        128, ge=1, le=100_000,
         description="event ids a station keeps: a retried event among them changes nothing",
     )  # fmt: skip
     station_queue_max: int = Field(
