@@ -4,7 +4,9 @@
         [--listeners 16] [--duration 20] [--max-ops 200000] [--half-duration 20]
         [--events 10,1000,10000]
 
-Starts one `segue serve` (N workers) on 127.0.0.1 on `--store` (SEGUE_STORE), then:
+Runs `segue precompute` into `--store` (SEGUE_STORE; `--no-precompute` to skip it: then the
+first stations compute their seeds' lists, and the run measures that more than the stations),
+starts one `segue serve` (N workers) on 127.0.0.1 on that store, then:
 
 1. **peak**, closed loop, no think time: `--listeners` concurrent listeners, each on its own
    keep-alive connection, each creates a station from a random seed track, then repeats a cycle:
@@ -37,15 +39,17 @@ import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexes.bundle import resolve_current
-from loadtest.common import emit, free_port, log, random_ids, running
+from loadtest.common import REPO, emit, free_port, log, random_ids, running
 from loadtest.httpload import (
     INSTALL_WRK,
     Conn,
@@ -272,6 +276,16 @@ async def long_station(*, port: int, seeds: list[str], counts: list[int], store_
     return out
 
 
+def precompute(*, bundles: Path, store: str) -> None:
+    """`segue precompute` of the bundle into the store (the lists a station reads)."""
+    cmd = [sys.executable, "-m", "service.cli", "precompute", "--bundles", str(bundles),
+           "--store", store]  # fmt: skip
+    log("running: " + " ".join(cmd))
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    emit(precompute_s=time.perf_counter() - started)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--bundles", type=Path, required=True, help="bundles directory (with current)")
@@ -285,6 +299,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--events", default="10,1000,10000",
                    help="event counts of the long station ('' to skip it)")  # fmt: skip
     p.add_argument("--livez-seconds", type=float, default=10.0)
+    p.add_argument("--precompute", action=argparse.BooleanOptionalAction, default=True,
+                   help="write every radio list into the store first (default: on)")  # fmt: skip
     p.add_argument("--ready-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
@@ -310,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         emit(bundle=directory.name, workers=args.workers, cpus=os.cpu_count() or 0, store=store,
              listeners=args.listeners, seconds=args.duration)  # fmt: skip
+        if args.precompute:
+            precompute(bundles=args.bundles, store=store)
         with environment(SEGUE_STORE=store), \
                 running(bundles=args.bundles, workers=args.workers, port=port) as server:  # fmt: skip
             wait_ready(server, port=port, timeout=args.ready_timeout)
