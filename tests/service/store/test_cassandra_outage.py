@@ -23,6 +23,18 @@ def workers(server: Server) -> set[int]:
     return children(server.process.pid)
 
 
+def recovered_workers(server: Server) -> int:
+    """How many "store ...: ok" lines the server logged after its first "unavailable" one (each
+    worker logs its store's state when it changes)."""
+    lines = server.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    down = next((i for i, line in enumerate(lines) if "store " in line and ": unavailable" in line),
+                None)  # fmt: skip
+    if down is None:
+        return 0
+    return sum(1 for line in lines[down:] if line.startswith("[") and "store " in line
+               and line.rstrip().endswith(": ok"))  # fmt: skip
+
+
 def restart_and_wait_for_cql() -> None:
     """Starts Cassandra again and waits, with a deadline, until CQL answers at the tests'
     address: the tests after this one find it as they would have before."""
@@ -77,7 +89,10 @@ def test_a_real_outage_gives_503_keeps_the_bundle_endpoints_and_recovers(
     finally:
         restart_and_wait_for_cql()
 
-    # the same workers recover on their own, without a restart
+    # the same workers recover on their own, without a restart: each logs its store back (new
+    # connections can all land on one worker, so their answers alone do not show both)
+    wait_until(lambda: recovered_workers(cassandra_server) >= len(pids), timeout=90, every=0.25,
+               what="every worker's store back to ok in the server log")  # fmt: skip
     wait_until(
         lambda: all(
             httpx.get(f"{url}/v1/tracks/{track}/radio-neighbours").status_code == 200
