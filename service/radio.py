@@ -134,7 +134,8 @@ class Station:
         fields = dict(data)
         queue = data.get("queue", [])
         if isinstance(queue, dict):
-            fields["queue"] = list(map(Queued, queue["tracks"], queue["artists"], queue["weights"]))
+            columns = zip(queue["tracks"], queue["artists"], queue["weights"], strict=True)
+            fields["queue"] = [Queued(t, a, w) for t, a, w in columns]
         else:  # a station stored before the columns: one object per queued track
             fields["queue"] = [Queued(q["track"], q["artist"], q["weight"]) for q in queue]
         # a station stored before the count was kept had its whole history
@@ -288,7 +289,7 @@ def _top_up(station: Station, catalogue: Catalogue, rules: Rules, *, force: bool
             _merge(fresh, extra, factor=0.1, exclude=exclude, banned=banned)
     station.refills += 1
     station.exhausted = not fresh and not station.queue
-    room = max(rules.queue_max - len(station.queue), need)
+    room = max(rules.queue_max - len(station.queue), 1)  # 1: a forced refill adds a track
     station.queue += weighted_shuffle(_heaviest(list(fresh.values()), room),
                                       _rng(station, "refill"))  # fmt: skip
 

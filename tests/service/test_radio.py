@@ -266,7 +266,7 @@ def test_a_station_stays_within_its_bounds(cat: ToyCatalogue, seed: int, steps: 
         assert len(station.events) <= 5 and len(station.artist_downs) <= 7
         assert len(station.banned_artists) <= 3
         assert len(station.played_artists) <= max(SMALL.artist_gap, 1)
-        assert len(station.queue) <= SMALL.queue_max + 2 * SMALL.low_water
+        assert len(station.queue) <= SMALL.queue_max + 1
     assert station.played_count == len(served) and station.played == served[-7:]
     for i, t in enumerate(served):  # no track again within the history window
         assert t not in served[max(0, i - 7) : i]
@@ -293,3 +293,13 @@ def test_a_station_stored_before_the_bounds_loads() -> None:
            "counts": {"skip": 1}, "refills": 1, "exhausted": False}  # fmt: skip
     station = Station.from_json(old)
     assert station.played_count == 2 and station.event_count == 1
+
+
+def test_a_damaged_queue_is_refused_not_cut_short() -> None:
+    import pytest
+
+    station = Station(id="s", user="u", variant="control", version="v1", seed=7, seeds=["t1"])
+    data = station.to_json()
+    data["queue"] = {"tracks": ["t2", "t3"], "artists": ["a2"], "weights": [0.5, 1.5]}
+    with pytest.raises(ValueError):
+        Station.from_json(data)
