@@ -51,7 +51,7 @@ from pathlib import Path
 from indexes.bundle import resolve_current
 from loadtest.common import REPO, emit, free_port, log, random_ids, running
 from loadtest.httpload import (
-    INSTALL_WRK,
+    CLK_TCK,
     Conn,
     emit_wrk,
     environment,
@@ -60,6 +60,7 @@ from loadtest.httpload import (
     server_cpu_ticks,
     wait_ready,
     write_lua,
+    wrk_missing,
 )
 
 MIXED_TARGET = {"cassandra": 0.1, "sqlite": 0.15}  # station operations / livez
@@ -312,10 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import shutil
-
-    if shutil.which("wrk") is None:
-        print(INSTALL_WRK, file=sys.stderr)
+    if wrk_missing():
         return 2
     args = parse_args(argv)
     directory = resolve_current(args.bundles)
@@ -340,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_ops=args.max_ops, seed=args.seed,
             ))  # fmt: skip
             self1 = resource.getrusage(resource.RUSAGE_SELF)
-            server_cpu = (server_cpu_ticks(server.pid) - cpu0) / os.sysconf("SC_CLK_TCK")
+            server_cpu = (server_cpu_ticks(server.pid) - cpu0) / CLK_TCK
             client_cpu = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
             emit_ops("peak", tally, elapsed, server_cpu_s=server_cpu, client_cpu_s=client_cpu)
             lua = write_lua(Path(tmp), name="livez.lua", ids_file=None)

@@ -20,22 +20,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from indexes.bundle import resolve_current
-from loadtest.bench_throughput import (
-    INSTALL_WRK,
-    WrkResult,
-    emit_wrk,
-    run_wrk,
-    wait_ready,
-    write_lua,
-)
 from loadtest.common import HOST, emit, free_port, log, random_ids, running
+from loadtest.httpload import WrkResult, emit_wrk, run_wrk, wait_ready, write_lua, wrk_missing
 
 RADIO = "/v1/tracks/{id}/radio-neighbours?limit={limit}"
 
@@ -63,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--ids", type=int, default=10_000)
     args = p.parse_args(argv)
-    if shutil.which("wrk") is None:
-        print(INSTALL_WRK, file=sys.stderr)
+    if wrk_missing():
         return 2
     from service.precompute import precompute
     from service.settings import Settings

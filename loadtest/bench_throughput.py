@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -49,7 +48,6 @@ from pathlib import Path
 from indexes.bundle import resolve_current
 from loadtest.common import HOST, Server, emit, free_port, log, random_ids, running
 from loadtest.httpload import (
-    INSTALL_WRK,
     Conn,
     WrkResult,
     emit_wrk,
@@ -58,6 +56,7 @@ from loadtest.httpload import (
     run_wrk,
     wait_ready,
     write_lua,
+    wrk_missing,
 )
 
 SIMILAR = "/v1/tracks/{id}/similar?limit=20"
@@ -379,8 +378,7 @@ def cold_server(args: argparse.Namespace, *, tmp: Path, ids_file: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if shutil.which("wrk") is None:
-        print(INSTALL_WRK, file=sys.stderr)
+    if wrk_missing():
         return 2
     args = parse_args(argv)
     directory = resolve_current(args.bundles)

@@ -8,8 +8,10 @@ import contextlib
 import os
 import re
 import resource
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,15 @@ from loadtest.common import HOST, Server, emit, log
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 INSTALL_WRK = "wrk is not installed: apt-get install -y wrk  (Debian/Ubuntu; or build it from https://github.com/wg/wrk)"
+
+
+def wrk_missing() -> bool:
+    """True (and how to install it, on stderr) when wrk is not on the PATH."""
+    if shutil.which("wrk") is not None:
+        return False
+    print(INSTALL_WRK, file=sys.stderr)
+    return True
+
 
 # wrk runs one Lua state per thread: `setup` numbers the threads, `init` seeds each one and reads
 # the ids, `done` prints the summary in one parseable line

@@ -96,7 +96,8 @@ class SqliteStore:
         self._local = threading.local()
         self._lock = threading.Lock()
         # one writer per process at a time: the threads of a worker queue here instead of in
-        # SQLite's busy handler, which sleeps 1, 2, 5, 10 ... 100 ms between its tries
+        # SQLite's busy handler, which sleeps with a growing back-off between its tries (what
+        # py-spy showed under station load: loadtest/README.md, bench_stations.py)
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False

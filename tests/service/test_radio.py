@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service import radio
-from service.radio import Candidate, Station
+from service.radio import Candidate, Rules, Station
 from service.settings import Settings
 
 RULES = Settings.defaults().rules()  # the service's rules
@@ -71,22 +71,28 @@ actions = st.lists(
 )
 
 
-def start(cat: ToyCatalogue, seed: int, n_seeds: int = 1) -> Station:
+def start(cat: ToyCatalogue, seed: int, n_seeds: int = 1, *, rules: Rules = RULES) -> Station:
     seeds = [cat.tracks[(seed * 7 + i * 13) % len(cat.tracks)][0] for i in range(n_seeds)]
     return radio.new_station(id="s", user="u", variant="control", version="v1", seed=seed,
-                             seeds=seeds, catalogue=cat, rules=RULES)  # fmt: skip
+                             seeds=seeds, catalogue=cat, rules=rules)  # fmt: skip
 
 
-def run(station: Station, cat: ToyCatalogue, steps: list[tuple[str, int, int]]) -> list[str]:
-    """Plays the steps; feedback goes to a served track (or any track, by the step's number)."""
+def run(
+    station: Station, cat: ToyCatalogue, steps: list[tuple[str, int, int]], *,
+    rules: Rules = RULES, after_each: Callable[[Station], None] | None = None,
+) -> list[str]:  # fmt: skip
+    """Plays the steps; feedback goes to a served track (or any track, by the step's number).
+    `after_each` is called with the station after every step."""
     served: list[str] = []
     for i, (kind, n, pick) in enumerate(steps):
         if kind == "next":
-            served += radio.next_tracks(station, n=n, catalogue=cat, rules=RULES)
+            served += radio.next_tracks(station, n=n, catalogue=cat, rules=rules)
         else:
             pool = served or [t for t, _, _ in cat.tracks]
             radio.apply(station, event_id=f"e{i}", kind=kind, track=pool[pick % len(pool)],
-                        catalogue=cat, rules=RULES)  # fmt: skip
+                        catalogue=cat, rules=rules)  # fmt: skip
+        if after_each is not None:
+            after_each(station)
     return served
 
 
@@ -251,22 +257,15 @@ SMALL = dataclasses.replace(RULES, history=7, dropped_artists=3, event_ids=5, qu
 @settings(max_examples=100, deadline=None)
 @given(cat=catalogues, seed=st.integers(0, 10**6), steps=actions)
 def test_a_station_stays_within_its_bounds(cat: ToyCatalogue, seed: int, steps: list) -> None:  # type: ignore[type-arg]
-    station = radio.new_station(id="s", user="u", variant="control", version="v1", seed=seed,
-                                seeds=[cat.tracks[seed % len(cat.tracks)][0]], catalogue=cat,
-                                rules=SMALL)  # fmt: skip
-    served: list[str] = []
-    for i, (kind, n, pick) in enumerate(steps * 3):
-        if kind == "next":
-            served += radio.next_tracks(station, n=n, catalogue=cat, rules=SMALL)
-        else:
-            pool = served or [t for t, _, _ in cat.tracks]
-            radio.apply(station, event_id=f"e{i}", kind=kind, track=pool[pick % len(pool)],
-                        catalogue=cat, rules=SMALL)  # fmt: skip
+    def within_bounds(station: Station) -> None:
         assert len(station.played) <= 7 and len(station.banned) <= 7 and len(station.liked) <= 7
         assert len(station.events) <= 5 and len(station.artist_downs) <= 7
         assert len(station.banned_artists) <= 3
         assert len(station.played_artists) <= max(SMALL.artist_gap, 1)
         assert len(station.queue) <= SMALL.queue_max + 1
+
+    station = start(cat, seed, rules=SMALL)
+    served = run(station, cat, steps * 3, rules=SMALL, after_each=within_bounds)
     assert station.played_count == len(served) and station.played == served[-7:]
     for i, t in enumerate(served):  # no track again within the history window
         assert t not in served[max(0, i - 7) : i]
@@ -274,8 +273,7 @@ def test_a_station_stays_within_its_bounds(cat: ToyCatalogue, seed: int, steps: 
 
 def test_a_station_remembers_its_last_event_ids() -> None:
     cat = ToyCatalogue(3, 5, 6)
-    station = radio.new_station(id="s", user="u", variant="control", version="v1", seed=3,
-                                seeds=[cat.tracks[0][0]], catalogue=cat, rules=SMALL)  # fmt: skip
+    station = start(cat, 3, rules=SMALL)
     track = radio.next_tracks(station, n=1, catalogue=cat, rules=SMALL)[0]
     for i in range(8):
         assert radio.apply(station, event_id=f"e{i}", kind=radio.COMPLETED, track=track,
