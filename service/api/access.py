@@ -52,8 +52,9 @@ METRICS = Requires(Policy.METRICS)
 Listener = Annotated[Principal, Depends(LISTENER)]
 
 
-def policy_of(route: APIRoute) -> Policy | None:
-    """The policy a route declares (its own or its router's `Requires`), None if none."""
+def policy_of(route: Any) -> Policy | None:
+    """The policy a route declares (its own or its router's `Requires`), None if none: of an
+    APIRoute, or a route as the app serves it (`fastapi.routing.iter_route_contexts`)."""
     found = {d.call.policy for d in route.dependant.dependencies if isinstance(d.call, Requires)}
     if len(found) > 1:
         raise ValueError(f"{route.path}: more than one policy {found}")
