@@ -5,8 +5,10 @@
 
 Starts two `segue serve` on the same bundle and build, each with its own SQLite store and room
 for every list in memory: one with SEGUE_AUTH=off, one with SEGUE_AUTH=jwt (an HS256 key made
-for the run, the rate limiter on but far above the load). wrk (one thread) warms each up with
-`/v1/tracks/{id}/similar?limit=20` on `--ids` random ids for `--warmup` seconds, then runs
+for the run, the rate limiter on but far above the load). Each computes the similar tracks of
+`--ids` random ids once (4 at a time), then wrk (one thread) warms it up with
+`/v1/tracks/{id}/similar?limit=20` on those ids for `--warmup` seconds (every worker holds
+every list), then runs
 `--rounds` rounds of `--duration` seconds on each, alternating off, on, off, on... so that the
 load of the rest of the machine falls on both alike. The "on" runs send
 `Authorization: Bearer <token>` (scope catalog:read); a refused request would count as non-2xx.
@@ -18,13 +20,17 @@ Both servers run all along (each idle while the other is measured). Not a test.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import os
 import secrets
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import httpx
 
 from indexes.bundle import resolve_current
 from loadtest.common import Server, emit, free_port, log, random_ids, running
@@ -43,13 +49,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="measured runs of each server")
     p.add_argument("--warmup", type=float, default=10.0, help="seconds of untimed load, each")
     p.add_argument("--connections", type=int, default=16)
-    p.add_argument("--ids", type=int, default=2_000, help="random track ids to draw from")
+    p.add_argument("--ids", type=int, default=500, help="random track ids to draw from")
     p.add_argument("--ready-timeout", type=float, default=300.0)
     p.add_argument("--seed", type=int, default=42)
     args = p.parse_args(argv)
     if not (1 <= args.rounds <= 20 and 1 <= args.duration <= 120 and 0 <= args.warmup <= 120):
         p.error("--rounds 1..20, --duration 1..120 s, --warmup 0..120 s")
     return args
+
+
+def fill(*, port: int, ids: list[str], headers: dict[str, str] | None) -> int:
+    """GET the similar tracks of every id once (each list is computed, written to the store and
+    kept by the worker that served it); the number of answers other than 200."""
+
+    def get(track: str) -> int:
+        return http.get(SIMILAR.format(id=track), headers=headers).status_code
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http, \
+            concurrent.futures.ThreadPoolExecutor(4) as pool:  # fmt: skip
+        return sum(status != 200 for status in pool.map(get, ids))
 
 
 def serve(stack: contextlib.ExitStack, args: argparse.Namespace, *, port: int,
@@ -92,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                 "off": (off, off_port, None),
                 "on": (on, on_port, {"Authorization": f"Bearer {token}"}),
             }
+            for name, (_, port, headers) in servers.items():
+                started = time.perf_counter()
+                errors = fill(port=port, ids=sorted(set(ids)), headers=headers)
+                emit(auth=name, filled=len(set(ids)), fill_s=time.perf_counter() - started,
+                     fill_errors=errors)  # fmt: skip
             rps: dict[str, list[float]] = {"off": [], "on": []}
             clean = True
             for round_no in range(-1, args.rounds):  # round -1: the warm-up

@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ PUBLIC_ALGORITHMS = frozenset({"RS256", "ES256"})  # what a JWKS key may use
 MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash
 # the most buckets a worker keeps (about 150 bytes each); beyond, the least recently used go
 RATE_LIMIT_KEYS = 100_000
+# verified tokens a worker remembers (about 1 KB each), least recently used dropped first
+VERIFIED_TOKENS = 10_000
 
 
 class AuthConfigError(ValueError):
@@ -167,15 +170,39 @@ def load_keys(settings: Settings) -> list[Key]:
 
 class Verifier:
     """Turns a bearer token into a Principal, or raises Unauthenticated saying why (never with
-    the token's contents)."""
+    the token's contents).
+
+    A client sends the same token with every request until it expires, and checking one costs
+    more than a cached similar-tracks answer (loadtest/README.md, bench_auth), so each worker
+    remembers the tokens it verified: the same string verifies the same way against the same
+    keys (read once at start), and only its time window is checked again. Refusals are not
+    remembered."""
 
     def __init__(
         self, keys: list[Key], *, audience: str, issuer: str, leeway_seconds: float
     ) -> None:
         self.keys = {k.kid: k for k in keys}
         self.audience, self.issuer, self.leeway = audience, issuer, leeway_seconds
+        # token -> (caller, valid from, valid until), leeway included
+        self._verified: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
 
     def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            caller, valid_from, valid_until = known
+            if valid_from <= time.time() < valid_until:
+                self._verified.move_to_end(token)
+                return caller
+            del self._verified[token]  # out of its window: decoded again, to say why
+        caller, claims = self._decode(token)
+        nbf, exp = claims.get("nbf"), claims["exp"]
+        valid_from = float(nbf) - self.leeway if isinstance(nbf, int | float) else float("-inf")
+        self._verified[token] = (caller, valid_from, float(exp) + self.leeway)
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return caller
+
+    def _decode(self, token: str) -> tuple[Principal, dict[str, Any]]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -210,7 +237,7 @@ class Verifier:
             raise _invalid(f"the token has no {e.claim!r} claim") from None
         except jwt.InvalidTokenError:
             raise _invalid("malformed token") from None
-        return Principal(subject=_subject(claims), scopes=_scopes(claims))
+        return Principal(subject=_subject(claims), scopes=_scopes(claims)), claims
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller of an `Authorization` header value: ANONYMOUS without one."""

@@ -298,3 +298,18 @@ def test_the_gate_limits_each_subject_and_each_address_on_its_own() -> None:
     # the open routes are not limited
     for _ in range(10):
         assert gate.admit(Policy.OPEN, authorization=None, address="c", now=100.0) is ANONYMOUS
+
+
+def test_a_verified_token_is_remembered_only_within_its_time() -> None:
+    """The second time, a token is not decoded again, but its expiry still holds."""
+    _, k1 = hs_keys()
+    v = Verifier([k1], audience=AUD, issuer=ISS, leeway_seconds=0)
+    raw = token(k1, exp=int(time.time()) + 2)
+    assert v.verify(raw).subject == "u1"
+    assert v.verify(raw).subject == "u1" and raw in v._verified
+    head, body, signature = raw.split(".")
+    tampered = f"{head}.{body}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+    assert reason(v, tampered) in ("bad signature", "malformed token")
+    time.sleep(max(0.0, int(time.time()) + 2 - time.time()) + 1.1)  # past exp
+    assert reason(v, raw) == "token expired"
+    assert raw not in v._verified
