@@ -13,7 +13,9 @@ every list), then runs
 load of the rest of the machine falls on both alike. The "on" runs send
 `Authorization: Bearer <token>` (scope catalog:read); a refused request would count as non-2xx.
 
-Prints each run and `figure=auth_cost ratio=<median on rps / median off rps>` (target >= 0.9).
+Prints each run, `figure=auth_cpu_per_request` (the servers' CPU time per request, median of
+the runs: less sensitive to the rest of the machine than requests/s) and
+`figure=auth_cost ratio=<median on rps / median off rps>` (target >= 0.9).
 Both servers run all along (each idle while the other is measured). Not a test.
 """
 
@@ -116,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 emit(auth=name, filled=len(set(ids)), fill_s=time.perf_counter() - started,
                      fill_errors=errors)  # fmt: skip
             rps: dict[str, list[float]] = {"off": [], "on": []}
+            cpu_ms: dict[str, list[float]] = {"off": [], "on": []}  # server CPU per request
             clean = True
             for round_no in range(-1, args.rounds):  # round -1: the warm-up
                 for name, (server, port, headers) in servers.items():
@@ -130,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     emit_wrk(f"similar-auth-{name}", result)
                     rps[name].append(result.rps)
+                    cpu_ms[name].append(1e3 * result.server_cpu_s / max(result.requests, 1))
                     emit(auth=name, round=round_no + 1, rps=result.rps,
                          p99_ms=result.p99_ms, non_2xx=result.non_2xx)  # fmt: skip
     off_rps, on_rps = statistics.median(rps["off"]), statistics.median(rps["on"])
+    off_cpu, on_cpu = statistics.median(cpu_ms["off"]), statistics.median(cpu_ms["on"])
+    emit(figure="auth_cpu_per_request", on_ms=on_cpu, off_ms=off_cpu, ratio=on_cpu / off_cpu)
     ratio = on_rps / off_rps if off_rps > 0 else 0.0
     ok = ratio >= TARGET and clean
     emit(figure="auth_cost", ratio=ratio, target=TARGET, ok=ok, on_median_rps=on_rps,
