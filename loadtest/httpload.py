@@ -139,10 +139,15 @@ def run_wrk(
     seconds: float,
     connections: int,
     threads: int,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
+    """`headers` go with every request (wrk -H; the log names them, not their values)."""
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     cmd += ["--timeout", "5s", "-s", str(lua), url]
-    log("running: " + " ".join(cmd))
+    shown = cmd + [f"-H '{name}: ...'" for name in headers or {}]
+    for name, value in (headers or {}).items():
+        cmd[1:1] = ["-H", f"{name}: {value}"]
+    log("running: " + " ".join(shown))
     before_server = server_cpu_ticks(server.pid)
     before_self = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(

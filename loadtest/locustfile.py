@@ -32,6 +32,9 @@ class Listener(HttpUser):
     wait_time = between(*CONFIG["think_time_seconds"])
 
     def on_start(self) -> None:
+        # a service with authentication on: an admin token (the listeners are many users)
+        if token := os.environ.get("SEGUE_LOADTEST_TOKEN"):
+            self.client.headers["Authorization"] = f"Bearer {token}"
         self.tracks: list[str] = []
         self.artists: list[str] = []
         r = self.client.get("/v1/tracks", params={"limit": 100}, name="/v1/tracks?q=")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,12 +13,16 @@ from fastapi import FastAPI
 
 from service import errors, middleware
 from service.api import artists, ops, stations, tracks, users
+from service.api.access import document_security
 from service.api.deps import document_limits
+from service.auth import Gate, Rules
 from service.bundle_holder import BundleHolder, LoadedBundle
 from service.list_cache import ListCache
 from service.metrics import Metrics
 from service.settings import Settings
 from service.store_monitor import StoreMonitor
+
+log = logging.getLogger("segue")
 
 ROUTERS = (tracks.router, artists.router, users.router, stations.router, ops.router)
 
@@ -31,6 +36,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.station_config = settings.station_config()
+    app.state.gate = Gate.of(settings)  # reads the keys: AuthConfigError if they are bad
+    if settings.auth == "off":
+        log.warning("SEGUE_AUTH=off: no authentication, every caller may do anything")
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
@@ -45,7 +53,11 @@ class _App(FastAPI):
         if self.openapi_schema is None:
             schema = super().openapi()
             routes = [route for router in ROUTERS for route in router.routes]
-            document_limits(schema, routes=routes, settings=self.state.settings)
+            settings = self.state.settings
+            document_limits(schema, routes=routes, settings=settings)
+            document_security(
+                schema, routes=routes, rules=Rules.of(settings), enabled=settings.auth == "jwt"
+            )
             return schema
         return self.openapi_schema
 

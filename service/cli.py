@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="segue", description="segue: music radio and related artists")
     commands = p.add_subparsers(dest="command", required=True)
     for add in (_add_build, _add_publish, _add_verify, _add_summary, _add_evaluate, _add_serve,
-                _add_precompute, _add_events):  # fmt: skip
+                _add_precompute, _add_events, _add_token):  # fmt: skip
         add(commands)
     return p
 
@@ -196,6 +196,23 @@ def _add_events(commands: Commands) -> None:
     e.set_defaults(func=_events_export)
 
 
+def _add_token(commands: Commands) -> None:
+    p = commands.add_parser(
+        "token",
+        help="print a bearer token (JWT) signed with the first key of SEGUE_AUTH_SECRETS (or "
+        "_FILE), for SEGUE_AUTH_AUDIENCE and SEGUE_AUTH_ISSUER",
+    )
+    p.add_argument("--user", required=True, help="the user id (the token's sub)")
+    p.add_argument(
+        "--scope", nargs="+", default=["catalog:read", "listen"],
+        help="scopes: catalog:read, listen, admin (default: %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ttl", type=int, default=3600, help="seconds the token is valid (default %(default)s)"
+    )
+    p.set_defaults(func=_token)
+
+
 def _setting_option(
     p: argparse.ArgumentParser, name: str, *, help: str, type: Callable[[str], Any] = str
 ) -> None:
@@ -314,6 +331,17 @@ def _serve(args: argparse.Namespace) -> int:
             f"published there (segue build --out {settings.bundles})",
             file=sys.stderr,
         )
+    if settings.auth == "off":
+        print("segue serve: SEGUE_AUTH=off: no authentication, every caller may do anything",
+              file=sys.stderr)  # fmt: skip
+    else:
+        from service.auth import AuthConfigError, load_keys
+
+        try:
+            load_keys(settings)
+        except AuthConfigError as e:
+            print(f"segue serve: {e}", file=sys.stderr)
+            return 2
     _prepare_store(settings)
     from service.server import run
 
@@ -389,6 +417,32 @@ def _events_export(args: argparse.Namespace) -> int:
         f"wrote {counts['rows']} rows to {args.out} ({counts['events']} events read, "
         f"{counts['skipped']} left out: {counts['reasons'] or 'none'})"
     )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from service.auth import HS256, SCOPES, AuthConfigError, load_keys, mint
+
+    settings = _settings(args, "token", ())
+    if settings is None:
+        return 2
+    scopes = [s for given in args.scope for s in given.split()]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not 1 <= args.ttl <= 366 * 24 * 3600:
+        print(f"segue token: scopes are {', '.join(SCOPES)} (not {unknown}); --ttl 1 s to a year",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        keys = [k for k in load_keys(settings) if k.algorithm == HS256]
+    except AuthConfigError as e:
+        print(f"segue token: {e}", file=sys.stderr)
+        return 2
+    if not keys:
+        print("segue token: no HS256 key to sign with (SEGUE_AUTH_SECRETS or _FILE); the "
+              "identity provider of SEGUE_AUTH_JWKS_FILE issues those tokens", file=sys.stderr)  # fmt: skip
+        return 2
+    print(mint(keys[0], subject=args.user, scopes=scopes, ttl_seconds=args.ttl,
+               audience=settings.auth_audience, issuer=settings.auth_issuer))  # fmt: skip
     return 0
 
 

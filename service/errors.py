@@ -86,6 +86,65 @@ class NoStore(ServiceError):
         self.retry_after = retry_after
 
 
+REALM = "segue"
+
+
+class Unauthenticated(ServiceError):
+    """No usable credentials: 401 with the `WWW-Authenticate` challenge of RFC 6750, which names
+    the reason (`error="invalid_token"`) when a token was sent, and only the realm when none
+    was. The description never quotes the token."""
+
+    status_code = 401
+
+    def __init__(self, description: str, *, token_sent: bool) -> None:
+        super().__init__(description)
+        self.token_sent = token_sent
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if not self.token_sent:
+            return {"WWW-Authenticate": f'Bearer realm="{REALM}"'}
+        quoted = str(self.detail).replace("\\", "").replace('"', "'")
+        return {
+            "WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_token", '
+            f'error_description="{quoted}"'
+        }
+
+
+class InsufficientScope(ServiceError):
+    """A valid token without the scope a route needs: 403 naming the scope (RFC 6750)."""
+
+    status_code = 403
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this needs the scope {scope!r}")
+        self.scope = scope
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope", '
+            f'scope="{self.scope}"'
+        }
+
+
+class Forbidden(ServiceError):
+    """A valid token acting for someone else (another user's recommendations, a station for
+    another user): 403."""
+
+    status_code = 403
+
+
+class TooManyRequests(ServiceError):
+    """The caller's rate limit: 429, retry after `retry_after` seconds."""
+
+    status_code = 429
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(f"rate limit exceeded, try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 def install(app: FastAPI) -> None:
     """The handler of every ServiceError, and the catch-all 500."""
     app.add_exception_handler(ServiceError, _answer)

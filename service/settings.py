@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -120,6 +121,47 @@ class Settings(BaseSettings):
         description="radio and related lists each worker keeps decoded in memory (0: none)",
     )  # fmt: skip
 
+    # -- who calls (service/auth.py) --------------------------------------------------------
+    auth: Literal["jwt", "off"] = Field(
+        "jwt",
+        description="jwt: every route but the probes (and /metrics, see SEGUE_AUTH_OPEN_METRICS) "
+        "needs a bearer JWT; off: no checks at all (logs a warning at start)",
+    )
+    auth_secrets: SecretStr | None = Field(
+        None,
+        description="HS256 keys, `KID:SECRET` entries separated by spaces or commas (each secret "
+        "at least 32 bytes): all verify, the first signs `segue token`",
+    )
+    auth_secrets_file: Path | None = Field(
+        None, description="a file holding SEGUE_AUTH_SECRETS' value (a mounted Kubernetes Secret)"
+    )
+    auth_jwks_file: Path | None = Field(
+        None, description="a JWKS file of RS256/ES256 public keys (an identity provider's)"
+    )
+    auth_audience: str = Field("segue", min_length=1, description="the tokens' required `aud`")
+    auth_issuer: str = Field("segue", min_length=1, description="the tokens' required `iss`")
+    auth_leeway_seconds: int = Field(
+        30, ge=0, le=600, description="clock skew allowed on `exp`, `nbf` and `iat`"
+    )
+    auth_anonymous_catalog: bool = Field(
+        False, description="catalogue reads without a token (else they need `catalog:read`)"
+    )
+    auth_open_metrics: bool = Field(
+        True, description="/metrics without a token (Prometheus in the cluster); false: admin"
+    )
+    rate_limit_per_second: float = Field(
+        20.0, ge=0, le=1_000_000,
+        description="requests per second of one token's subject, per worker (0: no limit)",
+    )  # fmt: skip
+    rate_limit_burst: int = Field(
+        40, ge=1, le=1_000_000, description="requests one subject or address may send at once"
+    )
+    rate_limit_anonymous_per_second: float = Field(
+        10.0, ge=0, le=1_000_000,
+        description="requests per second of one client address without a valid token, per "
+        "worker (0: no limit)",
+    )  # fmt: skip
+
     @classmethod
     def defaults(cls) -> Settings:
         """Every setting at its declared default, whatever the environment holds."""
@@ -166,6 +208,12 @@ class Settings(BaseSettings):
                 f"SEGUE_DEFAULT_LIMIT ({self.default_limit}) must not exceed "
                 f"SEGUE_MAX_LIMIT ({self.max_limit})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _one_secrets_source(self) -> Settings:
+        if self.auth_secrets is not None and self.auth_secrets_file is not None:
+            raise ValueError("set SEGUE_AUTH_SECRETS or SEGUE_AUTH_SECRETS_FILE, not both")
         return self
 
     def store_options(self) -> StoreOptions:

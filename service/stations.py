@@ -212,25 +212,30 @@ def create(
     return station, 1
 
 
-def get(store: Store, *, station_id: str) -> tuple[Station, int]:
+def get(store: Store, *, station_id: str, owner: str | None = None) -> tuple[Station, int]:
+    """The station and its revision. With an `owner` (the caller's user id), someone else's
+    station is not found, exactly as one that does not exist; None: anyone's (an admin)."""
     stored = store.get_station(station_id=station_id)
     if stored is None:
         raise StationNotFound(station_id)
-    return Station.from_json(_load(stored.state)), stored.revision
+    station = Station.from_json(_load(stored.state))
+    if owner is not None and station.user != owner:
+        raise StationNotFound(station_id)
+    return station, stored.revision
 
 
 def _update(
     loaded: LoadedBundle, store: Store, *, station_id: str, config: StationConfig,
     change: Callable[[Station, BundleCatalogue], bool], cache: ListCache | None,
-    log: Callable[[Station], list[EventRecord]] | None = None,
+    log: Callable[[Station], list[EventRecord]] | None = None, owner: str | None = None,
 ) -> tuple[Station, int, bool]:  # fmt: skip
     """Reads the station, lets `change` modify it and writes it back only if its revision is
     still the one read, retrying on conflict; `log`'s events go to the event log with that
-    write. `change` returns False when there is nothing to write. Returns (station, its
+    write. Only `owner`'s station (see `get`). `change` returns False when there is nothing to write. Returns (station, its
     revision now, written)."""
     catalogue: BundleCatalogue | None = None
     for attempt in range(config.max_attempts):
-        station, revision = get(store, station_id=station_id)
+        station, revision = get(store, station_id=station_id, owner=owner)
         if catalogue is None:  # a station's version and variant never change: one per call
             catalogue = BundleCatalogue(loaded, store, version=station.version,
                                         variant=station.variant, config=config,
@@ -250,7 +255,7 @@ def _update(
 
 def next_tracks(
     loaded: LoadedBundle, store: Store, *, station_id: str, n: int, config: StationConfig,
-    cache: ListCache | None = None,
+    cache: ListCache | None = None, owner: str | None = None,
 ) -> tuple[Station, list[str]]:  # fmt: skip
     """Advances the station by up to n tracks (a conditional write; retried on conflict)."""
     served: list[str] = []
@@ -260,13 +265,13 @@ def next_tracks(
         return True
 
     station, _, _ = _update(loaded, store, station_id=station_id, config=config, change=advance,
-                            cache=cache)  # fmt: skip
+                            cache=cache, owner=owner)  # fmt: skip
     return station, served
 
 
 def feedback(
     loaded: LoadedBundle, store: Store, *, station_id: str, event_id: str, kind: str, track: str,
-    config: StationConfig, cache: ListCache | None = None,
+    config: StationConfig, cache: ListCache | None = None, owner: str | None = None,
 ) -> tuple[Station, int, bool]:  # fmt: skip
     """Applies one event exactly once (by event id) and logs it with the station's write:
     (station, revision, newly applied). A retried event changes nothing; it is logged again
@@ -280,14 +285,23 @@ def feedback(
         return [_record(station, event_id=event_id, kind=kind, track=track)]
 
     station, revision, applied = _update(
-        loaded, store, station_id=station_id, config=config, change=apply, cache=cache, log=log
+        loaded,
+        store,
+        station_id=station_id,
+        config=config,
+        change=apply,
+        cache=cache,
+        log=log,
+        owner=owner,
     )
     if not applied:
         store.append_events(events=log(station))
     return station, revision, applied
 
 
-def delete(store: Store, *, station_id: str) -> None:
+def delete(store: Store, *, station_id: str, owner: str | None = None) -> None:
+    if owner is not None:
+        get(store, station_id=station_id, owner=owner)  # 404 unless it is theirs
     if not store.delete_station(station_id=station_id):
         raise StationNotFound(station_id)
 

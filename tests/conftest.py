@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,10 @@ import pytest
 from indexes.datasets.shape import Dataset
 from indexes.datasets.synthetic import generate_synthetic
 from indexes.pipeline import BuildConfig, BuildResult, build_bundle
+
+# The tests of everything but authentication run without it (an explicit SEGUE_AUTH=off, as a
+# deployment would have to say it); tests/service/test_auth*.py and the policy test turn it on.
+os.environ.setdefault("SEGUE_AUTH", "off")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 HETREC = SHARED / "datasets" / "hetrec2011-lastfm-2k"

@@ -1,8 +1,8 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
 from service import neighbours, recommend
-from service.api import schemas
+from service.api import access, schemas
 from service.api.deps import (
     NOT_FOUND,
     Json,
@@ -20,7 +20,7 @@ from service.api.deps import (
 )
 from service.api.ids import ArtistId
 
-router = APIRouter(prefix="/v1/artists", tags=["artists"])
+router = APIRouter(prefix="/v1/artists", tags=["artists"], dependencies=[Depends(access.CATALOG)])
 
 
 @router.get("", response_model=schemas.ArtistList)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from service.api import access
 from service.api.deps import RequestMetrics
 from service.bundle_holder import BundleHolder
 from service.store_monitor import StoreMonitor
@@ -50,8 +51,9 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[Depends(access.METRICS)])
 async def metrics(m: RequestMetrics) -> Response:
-    """Prometheus metrics, added up over every worker of this server."""
+    """Prometheus metrics, added up over every worker of this server (open by default:
+    SEGUE_AUTH_OPEN_METRICS)."""
     body, content_type = m.render()
     return Response(body, media_type=content_type)

@@ -2,8 +2,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from service import stations
+from service import auth, stations
 from service.api import schemas
+from service.api.access import Listener
 from service.api.deps import (
     NOT_FOUND,
     Json,
@@ -35,10 +36,12 @@ def view(station: Station, revision: int) -> schemas.Station:
 
 @router.post("", status_code=201, response_model=schemas.Station, responses=ERRORS)
 async def create_station(
-    body: schemas.StationCreate, loaded: Loaded, ctx: StationsOf
+    body: schemas.StationCreate, loaded: Loaded, ctx: StationsOf, caller: Listener
 ) -> schemas.Station:
     """Starts a station from seed tracks and/or artists: a weighted shuffle of the seeds'
-    radio neighbours, pinned to the served bundle, in the user's experiment variant."""
+    radio neighbours, pinned to the served bundle, in the user's experiment variant. `user_id`
+    is the token's user (an admin's token may create one for anyone)."""
+    auth.check_acting_for(caller, user_id=body.user_id)
     for t in body.tracks:
         track_row(loaded.bundle, t)
     for a in body.artists:
@@ -54,8 +57,11 @@ async def create_station(
 
 
 @router.get("/{station_id:id}", response_model=schemas.Station, responses=ERRORS)
-async def get_station(station_id: StationId, monitor: Stores) -> schemas.Station:
-    station, revision = await monitor.run(lambda store: stations.get(store, station_id=station_id))
+async def get_station(station_id: StationId, monitor: Stores, caller: Listener) -> schemas.Station:
+    owner = auth.owner_of(caller)
+    station, revision = await monitor.run(
+        lambda store: stations.get(store, station_id=station_id, owner=owner)
+    )
     return view(station, revision)
 
 
@@ -64,11 +70,14 @@ async def next_tracks(
     station_id: StationId,
     loaded: Loaded,
     ctx: StationsOf,
+    caller: Listener,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Json:
     """The station's next tracks; this advances the station (they count as played)."""
+    owner = auth.owner_of(caller)
     station, tracks = await ctx.stores.run(lambda store: stations.next_tracks(
-        loaded, store, station_id=station_id, n=limit, config=ctx.config, cache=ctx.cache
+        loaded, store, station_id=station_id, n=limit, config=ctx.config, cache=ctx.cache,
+        owner=owner,
     ))  # fmt: skip
     ctx.metrics.station_events.labels("track_served", station.variant).inc(len(tracks))
     rows = [loaded.bundle.tracks.row_of(t) for t in tracks]
@@ -84,12 +93,14 @@ async def feedback(
     body: schemas.Feedback,
     loaded: Loaded,
     ctx: StationsOf,
+    caller: Listener,
 ) -> schemas.FeedbackResult:
     """thumbs_up, thumbs_down, skip or completed on a track. Idempotent by `event_id`."""
     track_row(loaded.bundle, body.track_id)
+    owner = auth.owner_of(caller)
     station, revision, applied = await ctx.stores.run(lambda store: stations.feedback(
         loaded, store, station_id=station_id, event_id=body.event_id, kind=body.type,
-        track=body.track_id, config=ctx.config, cache=ctx.cache,
+        track=body.track_id, config=ctx.config, cache=ctx.cache, owner=owner,
     ))  # fmt: skip
     if applied:
         ctx.metrics.station_events.labels(body.type, station.variant).inc()
@@ -97,6 +108,7 @@ async def feedback(
 
 
 @router.delete("/{station_id:id}", status_code=204, responses=ERRORS)
-async def delete_station(station_id: StationId, monitor: Stores) -> Response:
-    await monitor.run(lambda store: stations.delete(store, station_id=station_id))
+async def delete_station(station_id: StationId, monitor: Stores, caller: Listener) -> Response:
+    owner = auth.owner_of(caller)
+    await monitor.run(lambda store: stations.delete(store, station_id=station_id, owner=owner))
     return Response(status_code=204)

@@ -1,11 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from indexes.ensemble import ENSEMBLE
 from service import neighbours, recommend
-from service.api import schemas
+from service.api import access, schemas
 from service.api.deps import (
     NOT_FOUND,
     Json,
@@ -27,7 +27,7 @@ from service.api.ids import TrackId
 from service.bundle_holder import LoadedBundle
 from service.recommend import Item
 
-router = APIRouter(prefix="/v1/tracks", tags=["tracks"])
+router = APIRouter(prefix="/v1/tracks", tags=["tracks"], dependencies=[Depends(access.CATALOG)])
 
 Model = Annotated[str, Query(description="a model of the bundle, or `ensemble`")]
 

@@ -1,7 +1,7 @@
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from service import recommend
-from service.api import schemas
+from service.api import access, schemas
 from service.api.deps import (
     NOT_FOUND,
     AppSettings,
@@ -14,7 +14,7 @@ from service.api.deps import (
 )
 from service.api.ids import UserId
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", tags=["users"], dependencies=[Depends(access.USER)])
 
 
 @router.get(

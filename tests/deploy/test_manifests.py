@@ -50,7 +50,7 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
     docs = render(overlay)
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-            "ConfigMap", "CronJob", "PersistentVolumeClaim"} <= kinds  # fmt: skip
+            "ConfigMap", "CronJob", "PersistentVolumeClaim", "Ingress"} <= kinds  # fmt: skip
     assert ("StatefulSet" in kinds) == (overlay == "dev")
     assert ("K8ssandraCluster" in kinds) == (overlay == "prod")
     for d in docs:
@@ -59,6 +59,21 @@ def test_overlay_renders_and_validates(overlay: str) -> None:
         kubernetes_validate.validate(d, K8S_VERSION, strict=True)  # raises on any error
     ns = {d["metadata"].get("namespace") for d in docs}
     assert ns == {"segue-dev" if overlay == "dev" else "segue"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_ingress_limits_callers_and_routes_only_the_api(overlay: str) -> None:
+    docs = render(overlay)
+    ingress = next(d for d in docs if d["kind"] == "Ingress")
+    notes = ingress["metadata"]["annotations"]
+    assert int(notes["nginx.ingress.kubernetes.io/limit-rps"]) > 0
+    assert notes["nginx.ingress.kubernetes.io/proxy-body-size"] == "1m"
+    paths = {p["path"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
+    assert paths == {"/v1", "/openapi.json"}  # not /metrics, not the probes
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "segue")
+    backends = {p["backend"]["service"]["port"]["name"] for r in ingress["spec"]["rules"]
+                for p in r["http"]["paths"]}  # fmt: skip
+    assert backends == {p["name"] for p in service["spec"]["ports"]}
 
 
 def container(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -94,14 +109,21 @@ def test_the_deployments_own_command_serves_and_its_probes_answer(
     port = free_port()
     # what only this machine changes: where the bundle, the store and the scratch space are,
     # and loopback instead of 0.0.0.0
+    # and the token keys: the mounted Secret `segue-auth` (authentication on, as the manifest says)
+    secrets = tmp_path / "auth-secrets"
+    secrets.write_text(f"k1:{'s' * 40}\n")
     local = {
         "SEGUE_BUNDLES": str(tiny_build.path.parent),
         "SEGUE_STORE": f"sqlite:///{tmp_path / 'store.db'}",
         "SEGUE_METRICS_DIR": str(tmp_path / "metrics"),
         "SEGUE_HOST": "127.0.0.1",
         "SEGUE_PORT": str(port),
+        "SEGUE_AUTH_SECRETS_FILE": str(secrets),
     }
     assert set(local) <= set(env)  # the manifest sets each of them
+    assert env["SEGUE_AUTH"] == "jwt"
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert str(Path(env["SEGUE_AUTH_SECRETS_FILE"]).parent) in mounts
     workers = int(env["SEGUE_WORKERS"])
     bin_dir = str(Path(sys.executable).parent)  # where `segue` is installed
     full = {**os.environ, **env, **local, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
@@ -130,6 +152,8 @@ def test_the_deployments_own_command_serves_and_its_probes_answer(
             == {int(env["SEGUE_PORT"])}  # fmt: skip
         pid = proc.pid
         assert len(children(pid)) == workers  # the uvicorn workers gunicorn forked
+        r = httpx.get(f"http://127.0.0.1:{port}/v1/tracks", timeout=5)
+        assert r.status_code == 401  # authentication is on
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

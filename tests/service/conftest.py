@@ -54,6 +54,7 @@ def start_server(
         **os.environ,
         "SEGUE_METRICS_DIR": str(metrics_dir),
         "SEGUE_SWAP_POLL_SECONDS": "0.5",
+        "SEGUE_AUTH": "off",  # unless `env` turns it on (a test of authentication)
         "SEGUE_STORE": f"sqlite:///{tmp / f'store-{port}.db'}",
         **(env or {}),
     }

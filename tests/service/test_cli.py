@@ -120,3 +120,26 @@ def test_build_option_defaults_are_the_build_config_defaults() -> None:
     assert config == dataclasses.replace(BuildConfig(), **given)
     with pytest.raises(SystemExit, match="--threads must be at least 1"):
         _config(parser.parse_args(["--threads", "0"]))
+
+
+def test_token_mints_with_the_first_key_and_serve_refuses_missing_keys(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.auth import Verifier, parse_secrets
+
+    secrets = f"k2:{'b' * 40} k1:{'a' * 40}"
+    monkeypatch.setenv("SEGUE_AUTH_SECRETS", secrets)
+    assert main(["token", "--user", "u0012", "--scope", "catalog:read listen", "--ttl", "60"]) == 0
+    raw = capsys.readouterr().out.strip()
+    v = Verifier(parse_secrets(secrets, source="t"), audience="segue", issuer="segue",
+                 leeway_seconds=0)  # fmt: skip
+    caller = v.verify(raw)
+    assert caller.subject == "u0012" and caller.scopes == {"catalog:read", "listen"}
+    assert main(["token", "--user", "u1", "--scope", "root"]) == 2
+    assert "scopes are catalog:read, listen, admin" in capsys.readouterr().err
+    monkeypatch.delenv("SEGUE_AUTH_SECRETS")
+    assert main(["token", "--user", "u1"]) == 2
+    assert "SEGUE_AUTH=jwt needs keys" in capsys.readouterr().err
+    monkeypatch.setenv("SEGUE_AUTH", "jwt")
+    assert main(["serve"]) == 2  # before anything starts
+    assert "segue serve: SEGUE_AUTH=jwt needs keys" in capsys.readouterr().err
