@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service import errors, middleware
+from service import console, errors, middleware, status
 from service.api import artists, ops, stations, tracks, users
 from service.api.deps import document_limits
 from service.bundle_holder import BundleHolder, LoadedBundle
@@ -33,6 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.station_config = settings.station_config()
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)
     errors.install(app)
     middleware.install(app)
     return app
@@ -66,6 +67,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         options=settings.store_options(),
         retry_after_seconds=settings.store_retry_after_seconds,
         on_error=metrics.store_errors.inc,
+        on_state=metrics.store_up.set,
     )
     app.state.metrics, app.state.holder, app.state.stores = metrics, holder, stores
     app.state.list_cache = ListCache(
@@ -91,4 +93,5 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _serving(metrics: Metrics, loaded: LoadedBundle, previous: str | None) -> None:
-    metrics.serving(version=loaded.version, previous=previous)
+    created = status.created_timestamp(loaded.bundle.typed_manifest)
+    metrics.serving(version=loaded.version, previous=previous, created=created)
