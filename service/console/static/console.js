@@ -363,11 +363,18 @@
     focusTitle();
   }
 
-  // What the player remembers between renders of one station: the queue it last showed.
-  const shown = { station: null, upcoming: [] };
+  // What the player remembers between renders of one station: the queue it last showed, and
+  // the names of its seeds (for its title).
+  const shown = { station: null, upcoming: [], title: "Station" };
 
   async function stationPage(id) {
     const view = await api(`/v1/stations/${enc(id)}/queue?limit=10`);
+    if (shown.station !== id) {
+      const names = await Promise.all(view.station.seeds.slice(0, 3).map((t) =>
+        api(`/v1/tracks/${enc(t)}`).then((x) => x.name, () => t)));
+      const more = view.station.seeds.length > 3 ? ` +${view.station.seeds.length - 3}` : "";
+      shown.title = `Radio: ${names.join(", ")}${more}`;
+    }
     renderStation(id, view, { first: shown.station !== id });
     focusTitle();
   }
@@ -432,7 +439,7 @@
     const played = h("ol", { class: "rows played", id: "played" }, view.played.slice(1).map((t) =>
       h("li", { class: "row", "data-track": t.id }, trackLine(t), h("span", { class: "actions" }, ...fb(t, false)))));
     const counts = Object.entries(st.events).map(([k, v]) => `${k.replace("_", " ")} ${v}`).join(", ") || "none";
-    page("Station",
+    page(shown.title,
       h("div", { class: "card hero station-meta" },
         h("dl", { class: "facts" },
           h("div", {}, h("dt", {}, "Variant"), h("dd", { id: "variant" }, st.variant)),
