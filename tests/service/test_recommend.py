@@ -132,6 +132,23 @@ def test_track_search_matches_artist_names_as_well_as_titles(loaded) -> None:  #
     assert recommend.search_tracks(bundle, query="zzzz-not-a-name", limit=4) == []
 
 
+def test_sources_of_names_the_sources_whose_lists_hold_each_item(loaded) -> None:  # type: ignore[no-untyped-def]
+    scorer = loaded.scorers["tracks"]
+    row, per_source = 10, 30
+    items = recommend.similar_tracks(loaded, row=row, limit=15, source="ensemble", artist_cap=2,
+                                     per_source=per_source)  # fmt: skip
+    found = recommend.sources_of(
+        loaded, row=row, rows=[i.row for i in items], per_source=per_source
+    )
+    assert len(found) == len(items)
+    # every ensemble candidate came from some source's list
+    assert all(found)
+    for item, sources in zip(items, found, strict=True):
+        for source in [*scorer.models, *scorer.table_names]:
+            in_list = item.row in scorer.top(row, per_source, source=source)[0].tolist()
+            assert (source in sources) == in_list, (item.row, source)
+
+
 def test_holder_swaps_and_closes_the_old_bundle_after_its_last_request(
     tiny_build: BuildResult, tmp_path: Path
 ) -> None:
