@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service import errors, middleware
+from service import console, errors, middleware, status
 from service.api import artists, ops, stations, tracks, users
 from service.api.access import document_security
 from service.api.deps import document_limits
@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         log.warning("SEGUE_AUTH=off: no authentication, every caller may do anything")
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)
     errors.install(app)
     middleware.install(app)
     return app
@@ -78,6 +79,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         options=settings.store_options(),
         retry_after_seconds=settings.store_retry_after_seconds,
         on_error=metrics.store_errors.inc,
+        on_state=metrics.store_up.set,
     )
     app.state.metrics, app.state.holder, app.state.stores = metrics, holder, stores
     app.state.list_cache = ListCache(
@@ -103,4 +105,5 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _serving(metrics: Metrics, loaded: LoadedBundle, previous: str | None) -> None:
-    metrics.serving(version=loaded.version, previous=previous)
+    created = status.created_timestamp(loaded.bundle.typed_manifest)
+    metrics.serving(version=loaded.version, previous=previous, created=created)

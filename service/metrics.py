@@ -48,6 +48,14 @@ class Metrics:
             registry=reg,
             multiprocess_mode="liveall",
         )
+        # the served bundle's `created_at` (Unix time): the bundle's age is time() minus it;
+        # livemax: while workers swap, the newest
+        self.bundle_created = Gauge(
+            "segue_bundle_created_timestamp_seconds",
+            "When the served bundle was built (Unix time; the newest any live worker serves)",
+            registry=reg,
+            multiprocess_mode="livemax",
+        )
         self.bundle_refused = Counter(
             "segue_bundle_refused_total", "Bundles refused at load", registry=reg
         )
@@ -76,6 +84,14 @@ class Metrics:
             registry=reg,
         )
 
+        # livemin: 0 as soon as one worker finds the store down
+        self.store_up = Gauge(
+            "segue_store_up",
+            "1 while the store answers (min over live workers: 0 if one of them finds it down)",
+            registry=reg,
+            multiprocess_mode="livemin",
+        )
+
     def cache_read(self, listing: str, *, hit: bool) -> None:
         """One read of a radio-neighbour or related-artist list: from the store's cache or not."""
         self.radio_cache.labels(listing, "hit" if hit else "miss").inc()
@@ -87,10 +103,30 @@ class Metrics:
     def observe_ann(self, model: str, entity: str, seconds: float) -> None:
         self.ann.labels(model, entity).observe(seconds)
 
-    def serving(self, *, version: str, previous: str | None) -> None:
+    def serving(self, *, version: str, previous: str | None, created: float | None) -> None:
         if previous is not None:
             self.bundle_info.labels(previous).set(0)
         self.bundle_info.labels(version).set(1)
+        if created is not None:
+            self.bundle_created.set(created)
+
+    def workers_serving(self) -> dict[str, int]:
+        """Live workers per bundle version they serve (from `segue_bundle_info`)."""
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        registry = self.registry
+        if self.multiprocess_dir is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))
+        out: dict[str, int] = {}
+        for family in registry.collect():
+            if family.name != "segue_bundle_info":
+                continue
+            for sample in family.samples:
+                if sample.value > 0:
+                    version = sample.labels["version"]
+                    out[version] = out.get(version, 0) + int(sample.value)
+        return out
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

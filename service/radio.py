@@ -254,6 +254,12 @@ def next_tracks(station: Station, *, n: int, catalogue: Catalogue, rules: Rules)
     return out
 
 
+def upcoming(station: Station, *, n: int, catalogue: Catalogue, rules: Rules) -> list[str]:
+    """The next n tracks exactly as `next_tracks` would serve them now, the station unchanged
+    (they are picked from a copy): what a player shows as "up next"."""
+    return next_tracks(Station.from_json(station.to_json()), n=n, catalogue=catalogue, rules=rules)
+
+
 def _pick(station: Station, rules: Rules, *, gap: int | None = None) -> int | None:
     """The first queued track whose artist is not among the last `gap` played artists."""
     g = rules.artist_gap if gap is None else gap

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from indexes.bundle import Entities
+from indexes.bundle import Bundle, Entities
 from indexes.ensemble import ENSEMBLE, capped_positions
 from service.bundle_holder import LoadedBundle
 from service.errors import BadParameter, ModelUnavailable
@@ -85,6 +85,18 @@ def similar_tracks(
         if len(items) >= limit or len(rows) < min(want, scorer.n_items) or want >= 16 * limit + 320:
             return items
         want *= 4
+
+
+def sources_of(
+    loaded: LoadedBundle, *, row: int, rows: list[int], per_source: int | None = None
+) -> list[list[str]]:
+    """For each of `rows`, the candidate sources of the track ensemble (models, signal tables,
+    popularities) whose own top `per_source` for `row` hold it: which sources put it in the
+    ensemble's candidates. None of them for a row only a single model's deeper list found."""
+    scorer = loaded.scorers["tracks"]
+    names = [s for s in scorer.sources() if s != ENSEMBLE]  # the order of candidate_lists
+    held = [set(c.tolist()) for c in scorer.candidate_lists(row, per_source)]
+    return [[n for n, h in zip(names, held, strict=True) if r in h] for r in rows]
 
 
 def related_artists(loaded: LoadedBundle, *, row: int, limit: int) -> list[Item]:
@@ -165,18 +177,36 @@ def _with_reasons(
 
 def search(entities: Entities, *, query: str, limit: int) -> list[int]:
     """Rows whose name contains `query` (case-insensitive), most listened first; all rows if empty."""
-    needle = query.strip().casefold().encode("utf-8")
-    if not needle:
+    if not query.strip():
         return list(range(min(limit, len(entities))))
+    return _most_listened(entities, _name_matches(entities, query=query, limit=limit), limit)
+
+
+def search_tracks(bundle: Bundle, *, query: str, limit: int) -> list[int]:
+    """Tracks whose title or whose artist's name contains `query` (case-insensitive), most
+    listened first; all rows if empty. A listener types "radiohead" as often as a title."""
+    tracks = bundle.tracks
+    if not query.strip():
+        return list(range(min(limit, len(tracks))))
+    rows = _name_matches(tracks, query=query, limit=limit)
+    artists = _name_matches(bundle.artists, query=query, limit=limit)
+    if artists and tracks.artist is not None:
+        by_artist = np.flatnonzero(np.isin(np.asarray(tracks.artist), artists))
+        rows = sorted(set(rows).union(by_artist.tolist()))
+    return _most_listened(tracks, rows, limit)
+
+
+def _name_matches(entities: Entities, *, query: str, limit: int) -> list[int]:
+    """Rows whose name contains the non-empty `query`, case-folded; enough of them (20 x
+    `limit`, at least 1000) for the most listened to be among them."""
+    folded = query.strip().casefold()
     names = entities.names_lower
     if names is None:  # a format-1 bundle: no case-folded names, so the scan decodes each name
-        rows = [
-            r
-            for r in range(len(entities))
-            if query.strip().casefold() in entities.names[r].casefold()
-        ]
-    else:
-        rows = names.find(needle, limit=max(limit * 20, 1000))
+        return [r for r in range(len(entities)) if folded in entities.names[r].casefold()]
+    return names.find(folded.encode("utf-8"), limit=max(limit * 20, 1000))
+
+
+def _most_listened(entities: Entities, rows: list[int], limit: int) -> list[int]:
     if not rows:
         return []
     arr = np.asarray(rows, dtype=np.int64)

@@ -269,6 +269,19 @@ def next_tracks(
     return station, served
 
 
+def upcoming(
+    loaded: LoadedBundle, store: Store, *, station_id: str, n: int, config: StationConfig,
+    cache: ListCache | None = None, owner: str | None = None,
+) -> tuple[Station, int, list[str]]:  # fmt: skip
+    """The station, its revision and the next n tracks it would serve now; nothing is written
+    (radio lists it had to compute are written back, as on any read). Only `owner`'s station
+    (see `get`)."""
+    station, revision = get(store, station_id=station_id, owner=owner)
+    catalogue = BundleCatalogue(loaded, store, version=station.version, variant=station.variant,
+                                config=config, cache=cache)  # fmt: skip
+    return station, revision, radio.upcoming(station, n=n, catalogue=catalogue, rules=config.rules)
+
+
 def feedback(
     loaded: LoadedBundle, store: Store, *, station_id: str, event_id: str, kind: str, track: str,
     config: StationConfig, cache: ListCache | None = None, owner: str | None = None,

@@ -42,7 +42,8 @@ class StoreMonitor:
     """The store of one worker, its state, and every store call of its requests.
 
     `on_error()` is called for each store call that failed and each request refused because the
-    store is known to be down (the segue_store_errors_total counter)."""
+    store is known to be down (the segue_store_errors_total counter); `on_state(ok)` after each
+    check and each failure that marks the store down (the segue_store_up gauge)."""
 
     def __init__(
         self,
@@ -51,12 +52,14 @@ class StoreMonitor:
         options: StoreOptions,
         retry_after_seconds: int = 5,
         on_error: Callable[[], object] = lambda: None,
+        on_state: Callable[[bool], object] = lambda ok: None,
         apply_schema: bool = True,
     ) -> None:
         self.url = url
         self.options = options
         self.retry_after_seconds = retry_after_seconds
         self.on_error = on_error
+        self.on_state = on_state
         self.apply_schema = apply_schema
         self._store: Store | None = None
         self._watched: Store | None = None  # the store, its failures reported to this monitor
@@ -129,6 +132,7 @@ class StoreMonitor:
             log(f"store {self.url}: {'ok' if ok else 'unavailable: ' + detail}")
         if ok != self.state.ok or detail != self.state.detail:
             self.state = StoreState(url=self.url, ok=ok, detail=detail, since=time.time())
+        self.on_state(ok)
 
     def close(self) -> None:
         with self._lock:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
+import time
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from service.api import access
-from service.api.deps import RequestMetrics
+from service import status
+from service.api import access, schemas
+from service.api.deps import AppSettings, Json, RequestMetrics, body
 from service.bundle_holder import BundleHolder
 from service.store_monitor import StoreMonitor
 
@@ -57,3 +61,20 @@ async def metrics(m: RequestMetrics) -> Response:
     SEGUE_AUTH_OPEN_METRICS)."""
     body, content_type = m.render()
     return Response(body, media_type=content_type)
+
+
+@router.get("/v1/ops", response_model=schemas.OpsStatus, dependencies=[Depends(access.ADMIN)])
+async def ops_status(request: Request, m: RequestMetrics, settings: AppSettings) -> Json:
+    """For operators and the console's ops panel: the bundle this worker serves (version, age,
+    models, recall@10 per index, the data's time span), the store's state, and the workers
+    (configured, and live ones per bundle version). Answers while the store is down and before
+    a bundle is loaded (then `bundle` is null and `bundle_error` says why)."""
+    holder: BundleHolder = request.app.state.holder
+    stores: StoreMonitor = request.app.state.stores
+    loaded = holder.current
+    return body(status.status(
+        bundle=None if loaded is None else loaded.bundle,
+        bundle_error=holder.last_error or "bundle not loaded yet",
+        store=stores.state, workers=settings.workers, serving=m.workers_serving(),
+        pid=os.getpid(), now=time.time(),
+    ))  # fmt: skip

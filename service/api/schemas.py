@@ -45,10 +45,18 @@ class ArtistList(BaseModel):
     items: list[Artist]
 
 
+class SimilarTrack(ScoredTrack):
+    sources: list[str] | None = Field(
+        None,
+        description="with `explain=true`: the candidate sources (models, signals) whose own "
+        "list for the track holds this one, i.e. which sources put it there",
+    )
+
+
 class SimilarTracks(BaseModel):
     track: Track
     model: str
-    items: list[ScoredTrack]
+    items: list[SimilarTrack]
 
 
 class RelatedArtists(BaseModel):
@@ -117,6 +125,14 @@ class StationTracks(BaseModel):
     items: list[Track] = Field(description="the next tracks, in order; the station has advanced")
 
 
+class StationQueue(BaseModel):
+    station: Station
+    upcoming: list[Track] = Field(
+        description="the next tracks as `/tracks` would serve them now (not advanced)"
+    )
+    played: list[Track] = Field(description="the last tracks served, the most recent first")
+
+
 class Feedback(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -140,3 +156,55 @@ class Problem(BaseModel):
 
 class Unavailable(BaseModel):
     detail: str = Field(description="what is down; retry after the Retry-After header's seconds")
+
+
+class OpsIndex(BaseModel):
+    model: str
+    entity: str
+    dims: int
+    n_items: int
+    n_trees: int
+    search_k: int
+    recall_at_10: float | None = Field(description="measured at build against brute force")
+    recall_target: float | None
+    recall_target_met: bool | None
+    ms_per_query: float | None
+
+
+class OpsTime(BaseModel):
+    first_play: str
+    last_play: str
+    as_of: str
+
+
+class OpsBundle(BaseModel):
+    version: str
+    format_version: int
+    created_at: str | None
+    age_seconds: float | None
+    source: str | None = Field(description="the data set it was built from")
+    entities: dict[str, int]
+    models: list[str]
+    indexes: list[OpsIndex]
+    time: OpsTime | None = Field(description="the data's time span; null without play times")
+    variants: list[str]
+
+
+class OpsStore(BaseModel):
+    url: str
+    state: Literal["ok", "unavailable"]
+    detail: str
+    since: str = Field(description="when the state last changed")
+
+
+class OpsWorkers(BaseModel):
+    configured: int = Field(description="SEGUE_WORKERS")
+    serving: dict[str, int] = Field(description="live workers per bundle version they serve")
+    answering_pid: int = Field(description="the worker that answered")
+
+
+class OpsStatus(BaseModel):
+    bundle: OpsBundle | None = Field(description="null while this worker has no bundle")
+    bundle_error: str | None
+    store: OpsStore
+    workers: OpsWorkers

@@ -87,6 +87,30 @@ async def next_tracks(
     })  # fmt: skip
 
 
+@router.get("/{station_id:id}/queue", response_model=schemas.StationQueue, responses=ERRORS)
+async def station_queue(
+    station_id: StationId,
+    loaded: Loaded,
+    ctx: StationsOf,
+    caller: Listener,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> Json:
+    """What the station would play next (as `/tracks` would serve them now) and what it played
+    last; this does not advance the station."""
+    owner = auth.owner_of(caller)
+    station, revision, upcoming = await ctx.stores.run(lambda store: stations.upcoming(
+        loaded, store, station_id=station_id, n=limit, config=ctx.config, cache=ctx.cache,
+        owner=owner,
+    ))  # fmt: skip
+    b = loaded.bundle
+    played = [b.tracks.row_of(t) for t in reversed(station.played[-limit:])]
+    return body({
+        "station": view(station, revision).model_dump(),
+        "upcoming": tracks_json(b, [r for r in map(b.tracks.row_of, upcoming) if r is not None]),
+        "played": tracks_json(b, [r for r in played if r is not None]),
+    })  # fmt: skip
+
+
 @router.post("/{station_id:id}/feedback", response_model=schemas.FeedbackResult, responses=ERRORS)
 async def feedback(
     station_id: StationId,

@@ -30,12 +30,16 @@ from service.recommend import Item
 router = APIRouter(prefix="/v1/tracks", tags=["tracks"], dependencies=[Depends(access.CATALOG)])
 
 Model = Annotated[str, Query(description="a model of the bundle, or `ensemble`")]
+Explain = Annotated[
+    bool, Query(description="add each item's `sources`: which candidate sources put it there")
+]
 
 
 @router.get("", response_model=schemas.TrackList)
 async def search_tracks(loaded: Loaded, limit: ListLimit, q: SearchText = "") -> Json:
-    """Tracks whose name contains `q` (case-insensitive), most listened first; empty `q` lists."""
-    rows = recommend.search(loaded.bundle.tracks, query=q, limit=limit)
+    """Tracks whose title or artist's name contains `q` (case-insensitive), most listened
+    first; empty `q` lists."""
+    rows = recommend.search_tracks(loaded.bundle, query=q, limit=limit)
     return body({"items": tracks_json(loaded.bundle, rows)})
 
 
@@ -50,11 +54,17 @@ async def get_track(track_id: TrackId, loaded: Loaded) -> schemas.Track:
     responses=NOT_FOUND,
 )
 async def similar_tracks(
-    track_id: TrackId, loaded: Loaded, ctx: ListsOf, limit: ListLimit, model: Model = ENSEMBLE
+    track_id: TrackId,
+    loaded: Loaded,
+    ctx: ListsOf,
+    limit: ListLimit,
+    model: Model = ENSEMBLE,
+    explain: Explain = False,
 ) -> Json:
     """The tracks most similar to one track, at most `artist_cap` per artist: for the ensemble,
     the track's radio list (in memory, else from the store, else computed and written back);
-    for one model, its nearest neighbours."""
+    for one model, its nearest neighbours. `explain=true` adds to each item the sources whose
+    candidates held it (the radio's candidates per source)."""
     b = loaded.bundle
     recommend.check_model(loaded, source=model)
     row = track_row(b, track_id)
@@ -66,9 +76,16 @@ async def similar_tracks(
             loaded, row=row, limit=limit, source=model, artist_cap=ctx.settings.artist_cap,
             per_source=ctx.shape.per_source if model == ENSEMBLE else None,
         )  # fmt: skip
-    return body(
-        {"track": track_json(b, row), "model": model, "items": scored_tracks_json(b, items)}
-    )
+    columns = {}
+    if explain:  # the candidate lists of every source: a few ANN queries, on a thread
+        columns["sources"] = await run_in_threadpool(
+            recommend.sources_of, loaded, row=row, rows=[i.row for i in items],
+            per_source=ctx.shape.per_source,
+        )  # fmt: skip
+    return body({
+        "track": track_json(b, row), "model": model,
+        "items": scored_tracks_json(b, items, **columns),
+    })  # fmt: skip
 
 
 async def _similar_from_radio(

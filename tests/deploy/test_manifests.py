@@ -29,7 +29,7 @@ from tests.service.conftest import children, free_port
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = ["dev", "prod"]
 K8S_VERSION = "1.30.0"
-CRDS = {"K8ssandraCluster"}  # an operator's resource: no schema in Kubernetes' own
+CRDS = {"K8ssandraCluster", "PrometheusRule"}  # operators' resources: no schema in Kubernetes' own
 
 
 def render(overlay: str) -> list[dict[str, Any]]:

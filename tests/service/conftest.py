@@ -122,6 +122,21 @@ def server(served_build: BuildResult, tmp_path_factory: pytest.TempPathFactory) 
         stop_server(s)
 
 
+@pytest.fixture(scope="session")
+def open_server(
+    served_build: BuildResult, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`segue serve` with authentication off, shared by the console's browser test and the
+    test of the metrics that deploy/'s dashboard and alerts query."""
+    s = start_server(root=served_build.path.parent, tmp=tmp_path_factory.mktemp("open-server"),
+                     env={"SEGUE_AUTH": "off"})  # fmt: skip
+    try:
+        wait_ready(s)
+        yield s
+    finally:
+        stop_server(s)
+
+
 @pytest.fixture(scope="module")
 def keyspace() -> Iterator[str]:
     """A keyspace of its own for a module of service-on-Cassandra tests."""

@@ -105,6 +105,22 @@ def test_no_track_is_served_twice(cat: ToyCatalogue, seed: int, steps: list) -> 
     assert not set(served) & set(station.seeds)
 
 
+@settings(max_examples=100, deadline=None)
+@given(cat=catalogues, seed=st.integers(0, 10**6), steps=actions, n=st.integers(1, 15))
+def test_upcoming_is_what_comes_next_and_changes_nothing(
+    cat: ToyCatalogue,
+    seed: int,
+    steps: list,
+    n: int,  # type: ignore[type-arg]
+) -> None:
+    station = start(cat, seed)
+    run(station, cat, steps)
+    before = station.to_json()
+    shown = radio.upcoming(station, n=n, catalogue=cat, rules=RULES)
+    assert station.to_json() == before
+    assert radio.next_tracks(station, n=n, catalogue=cat, rules=RULES) == shown
+
+
 @settings(max_examples=150, deadline=None)
 @given(cat=catalogues, seed=st.integers(0, 10**6), steps=actions)
 def test_a_thumbed_down_track_never_returns(cat: ToyCatalogue, seed: int, steps: list) -> None:  # type: ignore[type-arg]

@@ -97,6 +97,58 @@ def test_search_is_case_insensitive_and_most_listened_first(loaded) -> None:  # 
     assert recommend.search(tracks, query="zzzz-not-a-name", limit=4) == []
 
 
+def test_track_search_matches_artist_names_as_well_as_titles(loaded) -> None:  # type: ignore[no-untyped-def]
+    bundle = loaded.bundle
+    tracks, artists = bundle.tracks, bundle.artists
+    artist_of = np.asarray(tracks.artist)
+    # an artist name word that no track title holds: only the artist can bring its tracks
+    titles = " ".join(tracks.names[r].casefold() for r in range(len(tracks)))
+    row, word = next(
+        (a, w)
+        for a in range(len(artists))
+        for w in artists.names[a].split()
+        if len(w) > 3 and w.casefold() not in titles
+    )
+    by_artist = {
+        r
+        for r in range(len(tracks))
+        if word.casefold() in artists.names[int(artist_of[r])].casefold()
+    }
+    assert int(np.flatnonzero(artist_of == row)[0]) in by_artist
+    assert recommend.search(tracks, query=word, limit=500) == []  # titles alone find nothing
+    rows = recommend.search_tracks(bundle, query=word.upper(), limit=500)
+    assert set(rows) == by_artist
+    assert (np.diff(np.asarray(tracks.listeners)[rows]) <= 0).all()
+    # a title word still finds its tracks, and both kinds of match come together
+    title = tracks.names[3].split()[-1]
+    found = set(recommend.search_tracks(bundle, query=title, limit=500))
+    assert set(recommend.search(tracks, query=title, limit=500)) <= found
+    assert all(
+        title.casefold() in tracks.names[r].casefold()
+        or title.casefold() in artists.names[int(artist_of[r])].casefold()
+        for r in found
+    )
+    assert recommend.search_tracks(bundle, query="", limit=4) == [0, 1, 2, 3]
+    assert recommend.search_tracks(bundle, query="zzzz-not-a-name", limit=4) == []
+
+
+def test_sources_of_names_the_sources_whose_lists_hold_each_item(loaded) -> None:  # type: ignore[no-untyped-def]
+    scorer = loaded.scorers["tracks"]
+    row, per_source = 10, 30
+    items = recommend.similar_tracks(loaded, row=row, limit=15, source="ensemble", artist_cap=2,
+                                     per_source=per_source)  # fmt: skip
+    found = recommend.sources_of(
+        loaded, row=row, rows=[i.row for i in items], per_source=per_source
+    )
+    assert len(found) == len(items)
+    # every ensemble candidate came from some source's list
+    assert all(found)
+    for item, sources in zip(items, found, strict=True):
+        for source in [*scorer.models, *scorer.table_names]:
+            in_list = item.row in scorer.top(row, per_source, source=source)[0].tolist()
+            assert (source in sources) == in_list, (item.row, source)
+
+
 def test_holder_swaps_and_closes_the_old_bundle_after_its_last_request(
     tiny_build: BuildResult, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.routing import APIRoute, iter_route_contexts
 from jwt.algorithms import ECAlgorithm
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from indexes.bundle import open_bundle
 from indexes.pipeline import BuildResult
@@ -51,15 +51,19 @@ POLICY: dict[tuple[str, str], Policy | str] = {
     ("POST", "/v1/stations"): CREATE,
     ("GET", "/v1/stations/{station_id}"): STATION,
     ("GET", "/v1/stations/{station_id}/tracks"): STATION,
+    ("GET", "/v1/stations/{station_id}/queue"): STATION,
     ("POST", "/v1/stations/{station_id}/feedback"): STATION,
     ("DELETE", "/v1/stations/{station_id}"): STATION,
     ("GET", "/livez"): Policy.OPEN,
     ("GET", "/readyz"): Policy.OPEN,
+    ("GET", "/v1/ops"): Policy.ADMIN,
     ("GET", "/metrics"): Policy.METRICS,  # open by default (SEGUE_AUTH_OPEN_METRICS)
     ("GET", "/openapi.json"): Policy.OPEN,  # the contract, and FastAPI's pages of it
     ("GET", "/docs"): Policy.OPEN,
     ("GET", "/docs/oauth2-redirect"): Policy.OPEN,
     ("GET", "/redoc"): Policy.OPEN,
+    ("GET", "/"): Policy.OPEN,  # a redirect to the console
+    ("GET", "/console"): Policy.OPEN,  # the console's static files (its API calls need tokens)
 }
 CALLERS = ("no token", "bad signature", "expired", "wrong scope", "other user", "owner", "admin")
 OK = {"GET": 200, "POST": 200, "DELETE": 204}
@@ -68,7 +72,7 @@ I401, R401, S403, F403, N404 = "401 invalid_token", "401 realm", "403 scope", "4
 
 def expected(policy: Policy | str, method: str, path: str) -> list[str | int]:
     """The answers of CALLERS, in order."""
-    ok: int = 201 if policy == CREATE else OK[method]
+    ok: int = 201 if policy == CREATE else 307 if path == "/" else OK[method]
     if policy in (Policy.OPEN, Policy.METRICS):
         return [ok] * 7
     refused: list[str | int] = [R401, I401, I401, S403]
@@ -87,6 +91,9 @@ def route_table() -> list[tuple[str, str, Any]]:
     app = create_app(Settings(auth="jwt", auth_secrets=SECRETS))
     out = []
     for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, Mount):  # static files: GET (and HEAD)
+            out.append(("GET", route.original_route.path, route))
+            continue
         assert isinstance(route.original_route, APIRoute | Route), route
         for method in sorted((route.methods or set()) - {"HEAD"}):
             out.append((method, route.path_format, route))
@@ -195,6 +202,8 @@ def request_of(
     params = {"track_id": ids.track, "artist_id": ids.artist, "user_id": ids.owner}
 
     def send(headers: dict[str, str]) -> httpx.Response:
+        if path == "/console":
+            return http.request(method, "/console/", headers=headers)
         url = path.format(
             **params, station_id=new_station(http, ids) if "{station_id}" in path else ""
         )
@@ -239,7 +248,7 @@ def test_the_policy_matrix(auth_server: Server, ids: Ids) -> None:
                         f"{method} {path} {caller}: {got}, expected {want[CALLERS.index(caller)]}"
                     )
     assert not wrong, "\n".join(wrong)
-    assert cells == len(table) * len(CALLERS) == 140
+    assert cells == len(table) * len(CALLERS) == 168
     print(f"policy matrix: {len(table)} routes x {len(CALLERS)} callers = {cells} cells")
 
 

@@ -100,6 +100,30 @@ def test_feedback_is_applied_once_and_reshapes_the_station(http: httpx.Client) -
     assert not set(later) & set(played)  # neither played nor thumbed-down tracks come back
 
 
+def test_the_queue_shows_what_comes_next_without_advancing(http: httpx.Client) -> None:
+    sid = new_station(http, tracks=[tracks_of(http, 1)[0]["id"]])["id"]
+    played = pull(http, sid, 3)
+
+    def queue(limit: int) -> dict:  # type: ignore[type-arg]
+        r = http.get(f"/v1/stations/{sid}/queue", params={"limit": limit})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    first, again = queue(8), queue(8)
+    assert first == again  # looking changes nothing
+    assert first["station"]["played"] == 3 and first["station"]["revision"] == 2
+    assert [t["id"] for t in first["played"]] == played[::-1]  # the most recent first
+    upcoming = [t["id"] for t in first["upcoming"]]
+    assert len(upcoming) == 8 and not set(upcoming) & set(played)
+    assert pull(http, sid, 8) == upcoming  # exactly what /tracks then serves
+    # a thumbs down on a queued track takes it out of what comes next
+    down = queue(5)["upcoming"][2]["id"]
+    assert feedback(http, sid, "q-down", down, "thumbs_down").status_code == 200
+    assert down not in [t["id"] for t in queue(50)["upcoming"]]
+    assert http.get("/v1/stations/nope/queue").status_code == 404
+    assert http.get(f"/v1/stations/{sid}/queue", params={"limit": 0}).status_code == 422
+
+
 def test_errors(http: httpx.Client) -> None:
     t = tracks_of(http, 1)[0]["id"]
     assert http.get("/v1/stations/nope").json() == {"detail": "station 'nope' not found"}
