@@ -299,7 +299,7 @@ class Rules:
 
 
 def needs_token(policy: Policy, rules: Rules) -> bool:
-    """Whether the policy lets an anonymous caller through without looking at a token."""
+    """Whether the policy refuses a caller without a token."""
     return not (
         policy is Policy.OPEN
         or (policy is Policy.METRICS and rules.open_metrics)
@@ -377,8 +377,9 @@ class Gate:
         """The caller, once they may go on; else raises 401, 403 or 429."""
         if self.verifier is None:
             return UNCHECKED
-        if not needs_token(policy, self.rules):
-            return ANONYMOUS
+        if policy is Policy.OPEN or (policy is Policy.METRICS and self.rules.open_metrics):
+            return ANONYMOUS  # the probes and the scraper: no token, no limit
+        # (an anonymous catalogue still counts its callers, and refuses a bad token)
         refused: Unauthenticated | None = None
         try:
             caller = self.verifier.authenticate(authorization)
