@@ -23,12 +23,12 @@ from service.auth import (
     CATALOG_READ,
     LISTEN,
     UNCHECKED,
+    AccessRules,
     AuthConfigError,
     Gate,
     Key,
     Policy,
     Principal,
-    Rules,
     Verifier,
 )
 from service.errors import Forbidden, InsufficientScope, TooManyRequests, Unauthenticated
@@ -209,11 +209,11 @@ def test_a_header_that_is_not_bearer_is_refused() -> None:
 
 # -- policy -------------------------------------------------------------------------------------
 
-RULES = Rules(anonymous_catalog=False, open_metrics=True)
+RULES = AccessRules(anonymous_catalog=False, open_metrics=True)
 OWNER = Principal(subject="u1", scopes=frozenset({CATALOG_READ, LISTEN}))
 
 
-def outcome(policy: Policy, caller: Principal, rules: Rules = RULES, user: str = "u1") -> str:
+def outcome(policy: Policy, caller: Principal, rules: AccessRules = RULES, user: str = "u1") -> str:
     try:
         auth.authorize(policy, caller, rules=rules, user_id=user)
     except Unauthenticated as e:
@@ -248,7 +248,7 @@ def test_the_policy_of_each_kind_of_route() -> None:
     }
     for policy, answers in expected.items():
         assert [outcome(policy, c) for c in callers.values()] == answers, policy
-    closed = Rules(anonymous_catalog=True, open_metrics=False)
+    closed = AccessRules(anonymous_catalog=True, open_metrics=False)
     assert outcome(Policy.CATALOG, ANONYMOUS, closed) == "ok"
     assert outcome(Policy.METRICS, ANONYMOUS, closed) == "401"
     assert outcome(Policy.METRICS, OWNER, closed) == "403 admin"
