@@ -15,7 +15,7 @@ from service import console, errors, middleware, status
 from service.api import artists, ops, stations, tracks, users
 from service.api.access import document_security
 from service.api.deps import document_limits
-from service.auth import Gate, Rules
+from service.auth import AccessRules, Gate
 from service.bundle_holder import BundleHolder, LoadedBundle
 from service.list_cache import ListCache
 from service.metrics import Metrics
@@ -57,7 +57,10 @@ class _App(FastAPI):
             settings = self.state.settings
             document_limits(schema, routes=routes, settings=settings)
             document_security(
-                schema, routes=routes, rules=Rules.of(settings), enabled=settings.auth == "jwt"
+                schema,
+                routes=routes,
+                rules=AccessRules.of(settings),
+                enabled=settings.auth == "jwt",
             )
             return schema
         return self.openapi_schema

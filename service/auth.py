@@ -284,22 +284,22 @@ def mint(
 
 
 @dataclass(frozen=True, kw_only=True)
-class Rules:
-    """The settings of the policy: `Rules.of(settings)`."""
+class AccessRules:
+    """The settings of the policy: `AccessRules.of(settings)`."""
 
     anonymous_catalog: bool
     open_metrics: bool
 
     @classmethod
-    def of(cls, settings: Settings) -> Rules:
+    def of(cls, settings: Settings) -> AccessRules:
         return cls(
             anonymous_catalog=settings.auth_anonymous_catalog,
             open_metrics=settings.auth_open_metrics,
         )
 
 
-def needs_token(policy: Policy, rules: Rules) -> bool:
-    """Whether the policy lets an anonymous caller through without looking at a token."""
+def needs_token(policy: Policy, rules: AccessRules) -> bool:
+    """Whether the policy refuses a caller without a token."""
     return not (
         policy is Policy.OPEN
         or (policy is Policy.METRICS and rules.open_metrics)
@@ -308,7 +308,7 @@ def needs_token(policy: Policy, rules: Rules) -> bool:
 
 
 def authorize(
-    policy: Policy, caller: Principal, *, rules: Rules, user_id: str | None = None
+    policy: Policy, caller: Principal, *, rules: AccessRules, user_id: str | None = None
 ) -> None:
     """Raises what the caller gets when the policy refuses them: 401 (no token), 403."""
     if not needs_token(policy, rules) or caller.admin:
@@ -349,7 +349,7 @@ class Gate:
     route's policy lets them. `Gate.of(settings)`; SEGUE_AUTH=off lets everything through."""
 
     def __init__(
-        self, *, verifier: Verifier | None, rules: Rules, subjects: TokenBuckets | None,
+        self, *, verifier: Verifier | None, rules: AccessRules, subjects: TokenBuckets | None,
         addresses: TokenBuckets | None,
     ) -> None:  # fmt: skip
         self.verifier, self.rules = verifier, rules
@@ -357,7 +357,7 @@ class Gate:
 
     @classmethod
     def of(cls, settings: Settings) -> Gate:
-        rules = Rules.of(settings)
+        rules = AccessRules.of(settings)
         if settings.auth == "off":
             return cls(verifier=None, rules=rules, subjects=None, addresses=None)
         verifier = Verifier(
@@ -377,8 +377,9 @@ class Gate:
         """The caller, once they may go on; else raises 401, 403 or 429."""
         if self.verifier is None:
             return UNCHECKED
-        if not needs_token(policy, self.rules):
-            return ANONYMOUS
+        if policy is Policy.OPEN or (policy is Policy.METRICS and self.rules.open_metrics):
+            return ANONYMOUS  # the probes and the scraper: no token, no limit
+        # (an anonymous catalogue still counts its callers, and refuses a bad token)
         refused: Unauthenticated | None = None
         try:
             caller = self.verifier.authenticate(authorization)

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from service.api import schemas
-from service.auth import Gate, Policy, Principal, Rules, needs_token
+from service.auth import AccessRules, Gate, Policy, Principal, needs_token
 
 SCHEME = "bearer"
 
@@ -70,7 +70,7 @@ _ANSWERS = {
 
 
 def document_security(
-    openapi: dict[str, Any], *, routes: Sequence[BaseRoute], rules: Rules, enabled: bool
+    openapi: dict[str, Any], *, routes: Sequence[BaseRoute], rules: AccessRules, enabled: bool
 ) -> None:
     """The bearer scheme in the app's OpenAPI, and on each operation whose policy needs a token
     the scheme, the scope and the 401/403/429 answers."""

@@ -23,12 +23,12 @@ from service.auth import (
     CATALOG_READ,
     LISTEN,
     UNCHECKED,
+    AccessRules,
     AuthConfigError,
     Gate,
     Key,
     Policy,
     Principal,
-    Rules,
     Verifier,
 )
 from service.errors import Forbidden, InsufficientScope, TooManyRequests, Unauthenticated
@@ -209,11 +209,11 @@ def test_a_header_that_is_not_bearer_is_refused() -> None:
 
 # -- policy -------------------------------------------------------------------------------------
 
-RULES = Rules(anonymous_catalog=False, open_metrics=True)
+RULES = AccessRules(anonymous_catalog=False, open_metrics=True)
 OWNER = Principal(subject="u1", scopes=frozenset({CATALOG_READ, LISTEN}))
 
 
-def outcome(policy: Policy, caller: Principal, rules: Rules = RULES, user: str = "u1") -> str:
+def outcome(policy: Policy, caller: Principal, rules: AccessRules = RULES, user: str = "u1") -> str:
     try:
         auth.authorize(policy, caller, rules=rules, user_id=user)
     except Unauthenticated as e:
@@ -248,7 +248,7 @@ def test_the_policy_of_each_kind_of_route() -> None:
     }
     for policy, answers in expected.items():
         assert [outcome(policy, c) for c in callers.values()] == answers, policy
-    closed = Rules(anonymous_catalog=True, open_metrics=False)
+    closed = AccessRules(anonymous_catalog=True, open_metrics=False)
     assert outcome(Policy.CATALOG, ANONYMOUS, closed) == "ok"
     assert outcome(Policy.METRICS, ANONYMOUS, closed) == "401"
     assert outcome(Policy.METRICS, OWNER, closed) == "403 admin"
@@ -298,6 +298,21 @@ def test_the_gate_limits_each_subject_and_each_address_on_its_own() -> None:
     # the open routes are not limited
     for _ in range(10):
         assert gate.admit(Policy.OPEN, authorization=None, address="c", now=100.0) is ANONYMOUS
+        assert gate.admit(Policy.METRICS, authorization=None, address="c", now=100.0) is ANONYMOUS
+
+
+def test_an_anonymous_catalogue_still_limits_and_refuses_bad_tokens() -> None:
+    gate = Gate.of(settings(auth_secrets=f"k1:{SECRET_1}", auth_anonymous_catalog=True,
+                            rate_limit_burst=2, rate_limit_anonymous_per_second=0.5))  # fmt: skip
+    for _ in range(2):
+        assert gate.admit(Policy.CATALOG, authorization=None, address="e", now=0.0) is ANONYMOUS
+    with pytest.raises(TooManyRequests):
+        gate.admit(Policy.CATALOG, authorization=None, address="e", now=0.0)
+    with pytest.raises(Unauthenticated, match="malformed token"):
+        gate.admit(Policy.CATALOG, authorization="Bearer junk", address="f", now=0.0)
+    caller = gate.admit(Policy.CATALOG, authorization=f"Bearer {token(hs_keys()[1], scope='listen')}",
+                        address="e", now=0.0)  # fmt: skip
+    assert caller.subject == "u1"  # no catalog:read needed, but the token is the caller
 
 
 def test_a_verified_token_is_remembered_only_within_its_time() -> None:

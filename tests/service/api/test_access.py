@@ -332,3 +332,11 @@ def test_a_caller_over_the_rate_limit_gets_429_with_retry_after(
             assert all(http.get("/livez").status_code == 200 for _ in range(10))  # probes: never
     finally:
         stop_server(s)
+
+
+def test_auth_off_is_said_at_start(server: Server) -> None:
+    """The tests' own server runs with SEGUE_AUTH=off: `segue serve` and each worker say so."""
+    log = server.log.read_text()
+    assert log.count("SEGUE_AUTH=off: no authentication, every caller may do anything") >= 3
+    r = httpx.get(f"{server.url}/v1/users/u0003/recommendations", timeout=10)
+    assert r.status_code in (200, 404) and "www-authenticate" not in r.headers
