@@ -59,6 +59,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         verify_checksums=settings.verify_checksums,
         candidates_per_source=settings.candidates_per_source,
         search_k=settings.search_k,
+        signing_key=settings.signing_key(),
         on_ann_query=metrics.observe_ann,
     )
     stores = StoreMonitor(

@@ -40,9 +40,16 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     verify_checksums: bool = Field(
-        False,
-        description="sha256 every bundle file at load (slow on big bundles; `segue verify` and "
-        "the build already check them); structure, sizes, dims and counts are always checked",
+        True,
+        description="sha256 every file of a new bundle version before a worker maps it, once "
+        "per host (the first worker verifies, the others trust its marker); false: every other "
+        "check of `segue verify` still runs (seal, sizes, dims, counts, every Annoy node)",
+    )
+    bundle_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC key the build signs each bundle's manifest with and the service "
+        "checks; set, a bundle without its signature is refused (unset: unsigned bundles are "
+        "served, a manifest edited after the build is still refused by its sha256 seal)",
     )
     swap_poll_seconds: float = Field(
         2.0, gt=0, le=3600, description="how often to look at 'current'"
@@ -119,6 +126,11 @@ class Settings(BaseSettings):
         8192, ge=0, le=10_000_000,
         description="radio and related lists each worker keeps decoded in memory (0: none)",
     )  # fmt: skip
+
+    def signing_key(self) -> bytes | None:
+        """SEGUE_BUNDLE_SIGNING_KEY as bytes (None when unset or empty)."""
+        key = self.bundle_signing_key
+        return key.get_secret_value().encode() if key and key.get_secret_value() else None
 
     @classmethod
     def defaults(cls) -> Settings:
