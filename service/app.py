@@ -10,13 +10,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service import errors, middleware
+from service import errors, middleware, recommend
 from service.api import artists, ops, stations, tracks, users
-from service.api.deps import document_limits
+from service.api.deps import document_limits, document_models
 from service.bundle_holder import BundleHolder, LoadedBundle
 from service.list_cache import ListCache
 from service.metrics import Metrics
 from service.settings import Settings
+from service.station_turns import StationTurns
 from service.store_monitor import StoreMonitor
 
 ROUTERS = (tracks.router, artists.router, users.router, stations.router, ops.router)
@@ -31,21 +32,32 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.station_config = settings.station_config()
+    app.state.station_turns = StationTurns(wait_seconds=settings.station_busy_seconds)
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
-    middleware.install(app)
+    middleware.install(app, max_body_bytes=settings.max_body_bytes)
     return app
 
 
 class _App(FastAPI):
-    """FastAPI, with the list limits of its settings in its OpenAPI (see `deps.Limit`)."""
+    """FastAPI, with the list limits of its settings (see `deps.Limit`) and the models of the
+    bundle it serves (the `model` parameter's enum) in its OpenAPI."""
+
+    _schema_version: str | None = None
 
     def openapi(self) -> dict[str, Any]:
-        if self.openapi_schema is None:
+        holder: BundleHolder | None = getattr(self.state, "holder", None)
+        loaded = holder.current if holder is not None else None
+        version = loaded.version if loaded is not None else None
+        if self.openapi_schema is None or version != self._schema_version:
+            self.openapi_schema = None
             schema = super().openapi()
             routes = [route for router in ROUTERS for route in router.routes]
             document_limits(schema, routes=routes, settings=self.state.settings)
+            if loaded is not None:
+                document_models(schema, models=recommend.sources(loaded, entity="tracks"))
+            self._schema_version = version
             return schema
         return self.openapi_schema
 

@@ -273,7 +273,7 @@ def _settings(args: argparse.Namespace, command: str, names: tuple[str, ...]) ->
         return None
 
 
-def _signing_key(command: str) -> bytes | None | Literal[False]:
+def _signing_key(command: str) -> bytes | Literal[False] | None:
     """SEGUE_BUNDLE_SIGNING_KEY (None: unset); False, after a message, if a setting is bad."""
     try:
         return Settings().signing_key()

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
         "checks; set, a bundle without its signature is refused (unset: unsigned bundles are "
         "served, a manifest edited after the build is still refused by its sha256 seal)",
     )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="the largest request body accepted (413 above it)",
+    )  # fmt: skip
     swap_poll_seconds: float = Field(
         2.0, gt=0, le=3600, description="how often to look at 'current'"
     )
@@ -118,6 +122,12 @@ class Settings(BaseSettings):
     station_event_ids: int = Field(
         128, ge=1, le=100_000,
         description="event ids a station keeps: a retried event among them changes nothing",
+    )  # fmt: skip
+    station_busy_seconds: float = Field(
+        5.0, gt=0, le=600,
+        description="a request on a busy station waits this long for its turn (in its worker) "
+        "and retries conflicting writes (between workers) this long, then answers 409 with "
+        "Retry-After",
     )  # fmt: skip
     station_queue_max: int = Field(
         500, ge=10, le=100_000, description="tracks a station queues at most (the heaviest stay)"
@@ -211,7 +221,7 @@ class Settings(BaseSettings):
         return StationConfig(
             rules=self.rules(), radio_size=self.radio_size, radio_artist_cap=self.radio_artist_cap,
             per_source=self.radio_candidates_per_source, search_k=self.search_k,
-            seed_tracks_per_artist=3, max_attempts=100,
+            seed_tracks_per_artist=3, max_attempts=100, busy_seconds=self.station_busy_seconds,
         )  # fmt: skip
 
     def precompute_config(
@@ -263,6 +273,7 @@ class StationConfig:
     # an artist seed stands for its most listened tracks
     seed_tracks_per_artist: int
     max_attempts: int  # conditional writes tried before StationBusy
+    busy_seconds: float  # and for at most this long
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -92,7 +92,7 @@ def _mac(stamp: str, error: str | None, key: bytes | None) -> str:
 
 
 def _read(marker: Path, *, stamp: str, key: bytes | None) -> str | None:
-    """"" when the marker says the files passed, the error when they failed, None when there
+    """ "" when the marker says the files passed, the error when they failed, None when there
     is no marker for these files (or it cannot be trusted)."""
     try:
         data = json.loads(marker.read_text())

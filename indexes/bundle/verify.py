@@ -148,7 +148,9 @@ def check_annoy_vectors(path: Path, vectors: NDArray[np.float32], index: Any) ->
             )
 
 
-def check_index_checksums(directory: Path, indexes: list[IndexEntry], files: dict[str, FileEntry]) -> None:
+def check_index_checksums(
+    directory: Path, indexes: list[IndexEntry], files: dict[str, FileEntry]
+) -> None:
     """An index entry's own sha256 (when it has one) is the one its file is listed with."""
     for entry in indexes:
         listed = files.get(entry.files.index)

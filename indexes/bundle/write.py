@@ -17,9 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexes.bundle import layout
-from indexes.bundle.seal import seal
 from indexes.bundle.layout import FileEntry, IndexEntry, Manifest, UserVectorsEntry
 from indexes.bundle.neighbours import Neighbours
+from indexes.bundle.seal import seal
 from indexes.bundle.verify import sha256_file
 from indexes.progress import Ticker, log
 
