@@ -124,7 +124,7 @@ class Settings(BaseSettings):
         description="event ids a station keeps: a retried event among them changes nothing",
     )  # fmt: skip
     station_busy_seconds: float = Field(
-        5.0, gt=0, le=600,
+        10.0, gt=0, le=600,
         description="a request on a busy station waits this long for its turn (in its worker) "
         "and retries conflicting writes (between workers) this long, then answers 409 with "
         "Retry-After",
