@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from service import errors, middleware, recommend
 from service.api import artists, ops, stations, tracks, users
-from service.api.deps import document_limits, document_models
+from service.api.deps import document_errors, document_limits, document_models
 from service.bundle_holder import BundleHolder, LoadedBundle
 from service.list_cache import ListCache
 from service.metrics import Metrics
@@ -55,6 +55,7 @@ class _App(FastAPI):
             schema = super().openapi()
             routes = [route for router in ROUTERS for route in router.routes]
             document_limits(schema, routes=routes, settings=self.state.settings)
+            document_errors(schema, routes=routes)
             if loaded is not None:
                 document_models(schema, models=recommend.sources(loaded, entity="tracks"))
             self._schema_version = version

@@ -181,6 +181,29 @@ def document_limits(
                     parameter["schema"] = limit.schema(settings)
 
 
+def document_errors(openapi: dict[str, Any], *, routes: Sequence[BaseRoute]) -> None:
+    """The answers the middleware and the station turns give, in the operations that get them:
+    413 for a body over SEGUE_MAX_BODY_BYTES, 409 (Retry-After) for a busy station."""
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        turns = "station_id" in route.param_convertors and any(
+            d.call is _station_context for d in route.dependant.dependencies
+        )
+        for method in route.methods or ():
+            responses = openapi["paths"][route.path_format][method.lower()]["responses"]
+            if route.body_field is not None:
+                responses["413"] = {"description": "request body over SEGUE_MAX_BODY_BYTES",
+                                    "content": problem}  # fmt: skip
+            if turns:
+                responses["409"] = {
+                    "description": "the station stayed busy for SEGUE_STATION_BUSY_SECONDS; "
+                    "retry after the Retry-After header's seconds",
+                    "content": problem,
+                }
+
+
 def document_models(openapi: dict[str, Any], *, models: Sequence[str]) -> None:
     """The `model` query parameter's enum: the models of the bundle served (the server
     answers 422 for any other)."""

@@ -110,6 +110,8 @@ def test_the_schema_says_what_the_server_checks(http: httpx.Client) -> None:
     similar = spec["paths"]["/v1/tracks/{track_id}/similar"]["get"]
     model = next(p for p in similar["parameters"] if p["name"] == "model")
     assert "ensemble" in model["schema"]["enum"] and "als" in model["schema"]["enum"]
+    feedback = spec["paths"]["/v1/stations/{station_id}/feedback"]["post"]["responses"]
+    assert {"409", "413", "422"} <= set(feedback)
     create = spec["components"]["schemas"]["StationCreate"]
     assert create["anyOf"] == [
         {"required": ["tracks"], "properties": {"tracks": {"minItems": 1}}},
