@@ -61,10 +61,13 @@ def build_bundle(
     models: list[VectorModel] | None = None,
     publish: bool = True,
     make_current: bool = True,
+    signing_key: bytes | None = None,
 ) -> BuildResult:
     """Trains every model on `data`, writes a bundle and (by default) publishes it under `out`:
     `publish` moves it from staging to `out/<version>`, `make_current` also points
-    `out/current` at it.
+    `out/current` at it. `signing_key`: the manifest is signed with it (HMAC-SHA256,
+    `indexes.bundle.seal`; SEGUE_BUNDLE_SIGNING_KEY), and a server with the key refuses a
+    bundle without it.
 
     The ensemble weights are chosen first on held-out data: with per-play times, a bundle of
     everything before the last `validation_days` is built and the weights are fitted on what
@@ -85,10 +88,11 @@ def build_bundle(
     manifest = _write_bundle(
         data, staging=staging, version=version, config=config, models=models, ensemble=ensemble,
         timings=timings, tune=True, as_of=config.as_of, validation=plan.description,
+        signing_key=signing_key,
     )  # fmt: skip
     path = _verify_and_publish(
         staging, out=out, version=version, config=config, publish=publish,
-        make_current=make_current, timings=timings,
+        make_current=make_current, timings=timings, signing_key=signing_key,
     )  # fmt: skip
     timings["total"] = time.perf_counter() - started
     return BuildResult(path=path, version=version, manifest=manifest.to_json(), timings=timings)
@@ -133,11 +137,12 @@ def _verify_and_publish(
     publish: bool,
     make_current: bool,
     timings: dict[str, float],
+    signing_key: bytes | None,
 ) -> Path:
     """Opens the staged bundle with every check and checksum, then (with `publish`) publishes
     it; returns where the bundle is."""
     with stage("verify", timings):
-        fmt.verify(staging).close()
+        fmt.verify(staging, signing_key=signing_key).close()
     if not publish:
         return staging
     with stage("publish", timings):
@@ -238,6 +243,7 @@ def _write_bundle(
     tune: bool,
     as_of: float | None,
     validation: str = "",
+    signing_key: bytes | None = None,
 ) -> Manifest:
     """Trains the models and computes the signals of `data`, writes every file of a bundle and
     then its manifest into `staging`. `ensemble`: the fitted weights (None: placeholders).
@@ -257,7 +263,7 @@ def _write_bundle(
         data, version=version, config=config, models=models, validation=validation,
         signals=signals, written=written, ensemble=ensemble, timings=timings,
     )  # fmt: skip
-    return writer.write_manifest(manifest)
+    return writer.write_manifest(manifest, signing_key=signing_key)
 
 
 def _manifest(

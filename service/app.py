@@ -11,15 +11,16 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from service import console, errors, middleware, status
+from service import console, errors, middleware, recommend, status
 from service.api import artists, ops, stations, tracks, users
 from service.api.access import document_security
-from service.api.deps import document_limits
+from service.api.deps import document_errors, document_limits, document_models
 from service.auth import AccessRules, Gate
 from service.bundle_holder import BundleHolder, LoadedBundle
 from service.list_cache import ListCache
 from service.metrics import Metrics
 from service.settings import Settings
+from service.station_turns import StationTurns
 from service.store_monitor import StoreMonitor
 
 log = logging.getLogger("segue")
@@ -39,29 +40,41 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.gate = Gate.of(settings)  # reads the keys: AuthConfigError if they are bad
     if settings.auth == "off":
         log.warning("SEGUE_AUTH=off: no authentication, every caller may do anything")
+    app.state.station_turns = StationTurns(wait_seconds=settings.station_busy_seconds)
     for router in ROUTERS:
         app.include_router(router)
     console.install(app)
     errors.install(app)
-    middleware.install(app)
+    middleware.install(app, max_body_bytes=settings.max_body_bytes)
     return app
 
 
 class _App(FastAPI):
-    """FastAPI, with the list limits of its settings in its OpenAPI (see `deps.Limit`)."""
+    """FastAPI, with the list limits of its settings (see `deps.Limit`) and the models of the
+    bundle it serves (the `model` parameter's enum) in its OpenAPI."""
+
+    _schema_version: str | None = None
 
     def openapi(self) -> dict[str, Any]:
-        if self.openapi_schema is None:
+        holder: BundleHolder | None = getattr(self.state, "holder", None)
+        loaded = holder.current if holder is not None else None
+        version = loaded.version if loaded is not None else None
+        if self.openapi_schema is None or version != self._schema_version:
+            self.openapi_schema = None
             schema = super().openapi()
             routes = [route for router in ROUTERS for route in router.routes]
             settings = self.state.settings
             document_limits(schema, routes=routes, settings=settings)
+            document_errors(schema, routes=routes)
             document_security(
                 schema,
                 routes=routes,
                 rules=AccessRules.of(settings),
                 enabled=settings.auth == "jwt",
             )
+            if loaded is not None:
+                document_models(schema, models=recommend.sources(loaded, entity="tracks"))
+            self._schema_version = version
             return schema
         return self.openapi_schema
 
@@ -75,6 +88,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         verify_checksums=settings.verify_checksums,
         candidates_per_source=settings.candidates_per_source,
         search_k=settings.search_k,
+        signing_key=settings.signing_key(),
         on_ann_query=metrics.observe_ann,
     )
     stores = StoreMonitor(

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from indexes.bundle import Bundle, BundleError, open_bundle, resolve_current
 from indexes.bundle.read import AnnObserver
+from indexes.bundle.verified import Verdict, default_marker_dir, verify_once
+from indexes.bundle.verify import verify
 from indexes.ensemble import Scorer
 from indexes.progress import log
 from service.errors import NoBundle
@@ -51,9 +53,12 @@ def load(
     verify_checksums: bool,
     candidates_per_source: int,
     search_k: int | None,
+    signing_key: bytes | None = None,
     on_ann_query: AnnObserver | None = None,
 ) -> LoadedBundle:
-    bundle = open_bundle(path, verify_checksums=verify_checksums, on_ann_query=on_ann_query)
+    bundle = open_bundle(
+        path, verify_checksums=verify_checksums, signing_key=signing_key, on_ann_query=on_ann_query
+    )
     try:
         if search_k is not None:
             for ann in bundle.indexes.values():
@@ -75,7 +80,11 @@ def load(
 
 
 class BundleHolder:
-    """Holds the current LoadedBundle of a worker; thread-safe."""
+    """Holds the current LoadedBundle of a worker; thread-safe.
+
+    A version is mapped only once it has passed `verify_once` (every check of `segue verify`,
+    done by one process of the host, the others trusting its marker): whatever bytes a published
+    bundle holds, a worker refuses it and keeps the one it serves."""
 
     def __init__(
         self,
@@ -84,11 +93,18 @@ class BundleHolder:
         verify_checksums: bool,
         candidates_per_source: int,
         search_k: int | None,
+        signing_key: bytes | None = None,
+        marker_dir: Path | None = None,
         on_ann_query: AnnObserver | None = None,
     ) -> None:
         self.root = root
         self.on_ann_query = on_ann_query
         self.verify_checksums = verify_checksums
+        self.signing_key = signing_key
+        self.marker_dir = marker_dir if marker_dir is not None else default_marker_dir()
+        # bundles refused: by this process's own verification or open (a verdict read from
+        # another process's marker is that process's count)
+        self.refusals = 0
         self.candidates_per_source = candidates_per_source
         self.search_k = search_k
         self._lock = threading.Lock()
@@ -102,7 +118,8 @@ class BundleHolder:
     def _open(self, path: Path) -> LoadedBundle:
         return load(
             path,
-            verify_checksums=self.verify_checksums,
+            verify_checksums=False,  # verify_once did, for every process of the host
+            signing_key=self.signing_key,
             candidates_per_source=self.candidates_per_source,
             search_k=self.search_k,
             on_ann_query=self.on_ann_query,
@@ -120,6 +137,21 @@ class BundleHolder:
             return False
         served = self._current
         if served is not None and served.bundle.path == target:
+            return False
+        try:
+            verdict = verify_once(
+                target, checksums=self.verify_checksums, signing_key=self.signing_key,
+                marker_dir=self.marker_dir,
+            )  # fmt: skip
+        except OSError as e:  # the marker directory: verify here, as if no other process could
+            logger.warning("bundle verification marker unusable (%s): verifying here", e)
+            verdict = Verdict(error=None, here=True)
+            try:
+                verify(target, signing_key=self.signing_key).close()
+            except BundleError as e2:
+                verdict = Verdict(error=str(e2), here=True)
+        if verdict.error is not None:
+            self._refused(verdict.error, count=verdict.here)
             return False
         try:
             fresh = self._open(target)
@@ -148,10 +180,10 @@ class BundleHolder:
     ) -> None:
         """Loads the bundle, then follows `current` every `every` seconds, for ever: hot swap
         without a restart. `on_swap(new, previous version)` after each swap, `on_refused()` for
-        each bundle newly refused."""
+        each bundle this process refused (`refusals`)."""
         while True:
             previous = self._current.version if self._current else None
-            refused = self.last_error
+            refused = self.refusals
             try:
                 swapped = await asyncio.to_thread(self.refresh)
             except Exception:  # never let the watcher die: log and try again later
@@ -159,13 +191,16 @@ class BundleHolder:
                 swapped = False
             if swapped and self._current is not None:
                 on_swap(self._current, previous)
-            if self.last_error and self.last_error != refused:
+            for _ in range(self.refusals - refused):
                 on_refused()
             await asyncio.sleep(every)
 
-    def _refused(self, message: str) -> None:
+    def _refused(self, message: str, *, count: bool = True) -> None:
+        """Logs a refusal (once per message) and counts it when `count` and it is new."""
         if message != self.last_error:
-            log(f"bundle refused: {message}")
+            log(f"bundle refused (pid {os.getpid()}): {message}")
+            if count:
+                self.refusals += 1
         self.last_error = message
 
     @contextmanager

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import ValidationError
 
@@ -290,6 +290,15 @@ def _settings(args: argparse.Namespace, command: str, names: tuple[str, ...]) ->
         return None
 
 
+def _signing_key(command: str) -> bytes | Literal[False] | None:
+    """SEGUE_BUNDLE_SIGNING_KEY (None: unset); False, after a message, if a setting is bad."""
+    try:
+        return Settings().signing_key()
+    except ValidationError as e:
+        print(f"segue {command}: {describe_error(e)}", file=sys.stderr)
+        return False
+
+
 def _open_store(settings: Settings) -> Store:
     from service.store.factory import open_store
 
@@ -496,10 +505,15 @@ def _build(args: argparse.Namespace) -> int:
     from indexes.pipeline import build_bundle
 
     config = _config(args)
+    key = _signing_key("build")
+    if key is False:
+        return 2
     data = _load(args.dataset, seed=args.seed, session_gap_minutes=args.session_gap_minutes)
     if data is None:
         return 2
-    result = build_bundle(data, out=args.out, config=config, make_current=not args.no_current)
+    result = build_bundle(
+        data, out=args.out, config=config, make_current=not args.no_current, signing_key=key
+    )
     if args.version_file is not None:
         args.version_file.write_text(result.version + "\n")
     print(_describe(result.path, Manifest.from_json(result.manifest)))
@@ -519,8 +533,12 @@ def _publish(args: argparse.Namespace) -> int:
     if args.keep < 1:
         print("segue publish: --keep must be >= 1", file=sys.stderr)
         return 2
+    key = _signing_key("publish")
+    if key is False:
+        return 2
     try:
-        verify(args.bundles / args.version).close()  # never point `current` at a bad bundle
+        # never point `current` at a bundle the service would refuse
+        verify(args.bundles / args.version, signing_key=key).close()
         path = set_current(root=args.bundles, version=args.version, keep=args.keep)
     except (BundleError, OSError) as e:
         print(f"segue publish: {e}", file=sys.stderr)
@@ -532,8 +550,11 @@ def _publish(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from indexes.bundle import BundleError, verify
 
+    key = _signing_key("verify")
+    if key is False:
+        return 2
     try:
-        bundle = verify(args.path)
+        bundle = verify(args.path, signing_key=key)
     except BundleError as e:
         print(f"segue verify: {e}", file=sys.stderr)
         return 1
@@ -541,7 +562,9 @@ def _verify(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(
                 f"OK {bundle.path}: bundle {bundle.version}, {len(bundle.typed_manifest.files)} files, "
-                f"{len(bundle.indexes)} indexes, checksums match"
+                f"{len(bundle.indexes)} indexes, checksums, seal"
+                + (" (signed with the configured key)" if key else "")
+                + " and every index node match"
             )
     return 0
 

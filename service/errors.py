@@ -6,10 +6,12 @@ catch-all 500 that logs), so a router never builds an error response.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 log = logging.getLogger("segue")
@@ -50,13 +52,31 @@ class ModelUnavailable(ServiceError):
 
 
 class BadParameter(ServiceError):
-    """A query parameter that only the bundle can tell is wrong (an unknown model): 422, in the
-    shape of FastAPI's own validation errors."""
+    """A parameter that only the bundle or the store can tell is wrong (an unknown model, a
+    track the station never played): 422, in the shape of FastAPI's own validation errors."""
 
     status_code = 422
 
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__([{"loc": ["query", name], "msg": message, "type": "value_error"}])
+    def __init__(
+        self, name: str, message: str, *, where: str = "query", kind: str = "value_error"
+    ) -> None:
+        super().__init__([{"loc": [where, name], "msg": message, "type": kind}])
+
+
+class TooLarge(ServiceError):
+    """A request body over SEGUE_MAX_BODY_BYTES: 413."""
+
+    status_code = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body over {limit} bytes (SEGUE_MAX_BODY_BYTES)")
+
+
+class ClientGone(ServiceError):
+    """The client disconnected while its request waited: its work is dropped (499, the status
+    nginx logs for it; no one reads the answer)."""
+
+    status_code = 499
 
 
 class Busy(ServiceError):
@@ -146,9 +166,52 @@ class TooManyRequests(ServiceError):
 
 
 def install(app: FastAPI) -> None:
-    """The handler of every ServiceError, and the catch-all 500."""
+    """The handler of every ServiceError, of FastAPI's validation errors, and the catch-all 500."""
     app.add_exception_handler(ServiceError, _answer)
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(Exception, _internal)
+
+
+# an input longer than this (as JSON) is not echoed in a 422: a client sent it, a client has it
+ECHO_MAX = 200
+
+
+def validation_detail(errors: Any) -> list[dict[str, Any]]:
+    """FastAPI's validation errors as JSON can carry them: `type`, `loc`, `msg`, and the
+    `input` and `ctx` only where they are small and plain JSON (FastAPI's own handler echoes
+    every input, a 20 MB one or a NaN it then cannot render)."""
+    out = []
+    for e in errors:
+        item: dict[str, Any] = {
+            "type": str(e.get("type", "value_error")),
+            "loc": [p if isinstance(p, int) else str(p) for p in e.get("loc", ())],
+            "msg": _clip(str(e.get("msg", ""))),
+        }
+        if "input" in e and _small(e["input"]):
+            item["input"] = e["input"]
+        ctx = {k: v if _small(v) else _clip(str(v)) for k, v in (e.get("ctx") or {}).items()}
+        if ctx:
+            item["ctx"] = ctx
+        out.append(item)
+    return out
+
+
+def _small(value: Any) -> bool:
+    """Plain JSON (no NaN or Infinity anywhere in it) of at most ECHO_MAX characters."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return len(text) <= ECHO_MAX
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= ECHO_MAX else text[:ECHO_MAX] + "..."
+
+
+async def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return _response(validation_detail(exc.errors()), status_code=422, headers={})
 
 
 async def _answer(request: Request, exc: Exception) -> JSONResponse:

@@ -41,10 +41,21 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     verify_checksums: bool = Field(
-        False,
-        description="sha256 every bundle file at load (slow on big bundles; `segue verify` and "
-        "the build already check them); structure, sizes, dims and counts are always checked",
+        True,
+        description="sha256 every file of a new bundle version before a worker maps it, once "
+        "per host (the first worker verifies, the others trust its marker); false: every other "
+        "check of `segue verify` still runs (seal, sizes, dims, counts, every Annoy node)",
     )
+    bundle_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC key the build signs each bundle's manifest with and the service "
+        "checks; set, a bundle without its signature is refused (unset: unsigned bundles are "
+        "served, a manifest edited after the build is still refused by its sha256 seal)",
+    )
+    max_body_bytes: int = Field(
+        64 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="the largest request body accepted (413 above it)",
+    )  # fmt: skip
     swap_poll_seconds: float = Field(
         2.0, gt=0, le=3600, description="how often to look at 'current'"
     )
@@ -113,6 +124,12 @@ class Settings(BaseSettings):
         128, ge=1, le=100_000,
         description="event ids a station keeps: a retried event among them changes nothing",
     )  # fmt: skip
+    station_busy_seconds: float = Field(
+        10.0, gt=0, le=600,
+        description="a request on a busy station waits this long for its turn (in its worker) "
+        "and retries conflicting writes (between workers) this long, then answers 409 with "
+        "Retry-After",
+    )  # fmt: skip
     station_queue_max: int = Field(
         500, ge=10, le=100_000, description="tracks a station queues at most (the heaviest stay)"
     )
@@ -161,6 +178,11 @@ class Settings(BaseSettings):
         description="requests per second of one client address without a valid token, per "
         "worker (0: no limit)",
     )  # fmt: skip
+
+    def signing_key(self) -> bytes | None:
+        """SEGUE_BUNDLE_SIGNING_KEY as bytes (None when unset or empty)."""
+        key = self.bundle_signing_key
+        return key.get_secret_value().encode() if key and key.get_secret_value() else None
 
     @classmethod
     def defaults(cls) -> Settings:
@@ -247,7 +269,7 @@ class Settings(BaseSettings):
         return StationConfig(
             rules=self.rules(), radio_size=self.radio_size, radio_artist_cap=self.radio_artist_cap,
             per_source=self.radio_candidates_per_source, search_k=self.search_k,
-            seed_tracks_per_artist=3, max_attempts=100,
+            seed_tracks_per_artist=3, max_attempts=100, busy_seconds=self.station_busy_seconds,
         )  # fmt: skip
 
     def precompute_config(
@@ -299,6 +321,7 @@ class StationConfig:
     # an artist seed stands for its most listened tracks
     seed_tracks_per_artist: int
     max_attempts: int  # conditional writes tried before StationBusy
+    busy_seconds: float  # and for at most this long
 
 
 @dataclass(frozen=True, kw_only=True)

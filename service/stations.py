@@ -38,6 +38,20 @@ class StationBusy(errors.Busy):
     """Too many concurrent updates of one station; the client may retry."""
 
 
+class NotPlayed(errors.BadParameter):
+    """Feedback on a track the station has not served (among the last it remembers): 422. Only
+    what a station delivered can be rated, so no one puts events on tracks it never played
+    into the event log that `segue events export` hands to the next build."""
+
+    def __init__(self, station_id: str, track: str) -> None:
+        super().__init__(
+            "track_id",
+            f"station {station_id!r} has not played track {track!r} (feedback is for the "
+            "tracks it served, the last SEGUE_STATION_HISTORY of them)",
+            where="body", kind="not_played",
+        )  # fmt: skip
+
+
 class BundleCatalogue:
     """radio.Catalogue over the served bundle and the store's radio lists of one station.
 
@@ -234,6 +248,7 @@ def _update(
     write. Only `owner`'s station (see `get`). `change` returns False when there is nothing to write. Returns (station, its
     revision now, written)."""
     catalogue: BundleCatalogue | None = None
+    deadline = time.monotonic() + config.busy_seconds
     for attempt in range(config.max_attempts):
         station, revision = get(store, station_id=station_id, owner=owner)
         if catalogue is None:  # a station's version and variant never change: one per call
@@ -249,6 +264,8 @@ def _update(
             events=log(station) if log is not None else (),
         ):
             return station, revision + 1, True
+        if time.monotonic() >= deadline:
+            break
         _backoff(attempt)
     raise StationBusy(f"station {station_id!r} is busy; try again")
 
@@ -291,6 +308,8 @@ def feedback(
     (idempotent by event id), in case the first call failed after its write."""
 
     def apply(station: Station, catalogue: BundleCatalogue) -> bool:
+        if event_id not in station.events and track not in station.played:
+            raise NotPlayed(station.id, track)
         return radio.apply(station, event_id=event_id, kind=kind, track=track,
                            catalogue=catalogue, rules=config.rules)  # fmt: skip
 

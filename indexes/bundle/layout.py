@@ -399,6 +399,9 @@ class Manifest:
     signals: dict[str, SignalSpec] = field(default_factory=dict)  # format 3
     variants: dict[str, Any] = field(default_factory=dict)  # radio A/B variants
     build_seconds: dict[str, float] | None = None
+    # the sha256 (and HMAC) of every other field (`indexes.bundle.seal`); None: written before
+    # seals, or not written yet
+    seal: dict[str, Any] | None = None
 
     @property
     def has_users(self) -> bool:
@@ -435,6 +438,7 @@ class Manifest:
             signals={e: SignalSpec.from_json(e, spec) for e, spec in signals.items()},
             variants=dict(d.get("variants") or {}),
             build_seconds=d.get("build_seconds"),
+            seal=dict(d["seal"]) if isinstance(d.get("seal"), Mapping) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -459,6 +463,8 @@ class Manifest:
         if self.build_seconds is not None:
             out["build_seconds"] = self.build_seconds
         out["files"] = {name: f.to_json() for name, f in self.files.items()}
+        if self.seal is not None:
+            out["seal"] = self.seal
         return out
 
 

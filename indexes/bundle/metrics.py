@@ -18,6 +18,9 @@ from numpy.typing import NDArray
 # one more float for the metrics that keep one)
 NODE_HEADER_BYTES = {"angular": 12, "euclidean": 16, "manhattan": 16, "dot": 16}
 METRICS = tuple(NODE_HEADER_BYTES)
+# the int32 word of a node where its children (or a leaf's item ids) start: after
+# n_descendants, and after the hyperplane offset `a` for euclidean and manhattan
+CHILDREN_WORD = {"angular": 1, "euclidean": 2, "manhattan": 2, "dot": 1}
 
 
 def node_bytes(metric: str, dims: int) -> int:

@@ -29,12 +29,15 @@ from indexes.bundle.metrics import (
 )
 from indexes.bundle.neighbours import Neighbours
 from indexes.bundle.publish import resolve_current
+from indexes.bundle.seal import check_seal
 from indexes.bundle.verify import (
     check_annoy_counts,
     check_annoy_size,
+    check_annoy_tree,
     check_annoy_vectors,
     check_file,
     check_finite,
+    check_index_checksums,
     check_index_entry,
     check_indptr,
     check_listed,
@@ -294,14 +297,22 @@ class Bundle:
 
 
 def open_bundle(
-    path: Path | str, *, verify_checksums: bool = True, on_ann_query: AnnObserver | None = None
+    path: Path | str,
+    *,
+    verify_checksums: bool = True,
+    signing_key: bytes | None = None,
+    check_trees: bool = False,
+    on_ann_query: AnnObserver | None = None,
 ) -> Bundle:
     """Opens `path` (a bundle directory, or a root with a `current` link) after checking it.
 
     Checks the format version, that every file in the manifest exists with its size (and
     sha256 unless `verify_checksums` is False), that arrays have the dtypes and lengths the
     manifest promises, and that each Annoy file's size fits its dims and item count before Annoy
-    ever maps it. Raises BundleError naming the file and the problem. `on_ann_query` is told
+    ever maps it; the manifest's seal (`indexes.bundle.seal`, signed with `signing_key` when
+    given) and, with `check_trees`, every node of every Annoy index (`check_annoy_tree`: a read
+    of each whole index; the service does it once per host, `indexes.bundle.verified`).
+    Raises BundleError naming the file and the problem. `on_ann_query` is told
     the model, entity and seconds of every ANN query of the bundle's indexes.
     """
     root = Path(path)
@@ -309,8 +320,9 @@ def open_bundle(
         directory = resolve_current(root)
         try:
             return _open_directory(
-                directory, verify_checksums=verify_checksums, on_ann_query=on_ann_query
-            )
+                directory, verify_checksums=verify_checksums, signing_key=signing_key,
+                check_trees=check_trees, on_ann_query=on_ann_query,
+            )  # fmt: skip
         except BundleError:
             # `current` moved on and the old version was pruned while we were opening it:
             # open the new current instead
@@ -349,9 +361,12 @@ def _read_manifest(directory: Path) -> tuple[dict[str, Any], Manifest]:
 
 
 def _open_directory(
-    directory: Path, *, verify_checksums: bool, on_ann_query: AnnObserver | None
-) -> Bundle:
+    directory: Path, *, verify_checksums: bool, signing_key: bytes | None, check_trees: bool,
+    on_ann_query: AnnObserver | None,
+) -> Bundle:  # fmt: skip
     raw, manifest = _read_manifest(directory)
+    check_seal(directory, raw, key=signing_key)
+    check_index_checksums(directory, manifest.indexes, manifest.files)
     for name, listed in manifest.files.items():
         check_file(directory / name, listed, verify_checksums=verify_checksums)
     bundle = Bundle(directory, manifest, raw_manifest=raw)
@@ -361,8 +376,9 @@ def _open_directory(
         _open_tables(bundle, files)
         for entry in manifest.indexes:
             bundle.indexes[(entry.model, entry.entity)] = _open_index(
-                files, entry, n_rows=manifest.entities.get(entry.entity, 0), observer=on_ann_query
-            )
+                files, entry, n_rows=manifest.entities.get(entry.entity, 0),
+                observer=on_ann_query, check_tree=check_trees,
+            )  # fmt: skip
         _open_users(bundle, files)
     except OSError as e:
         bundle.close()
@@ -481,8 +497,9 @@ def _open_tables(bundle: Bundle, files: _Files) -> None:
 
 
 def _open_index(
-    files: _Files, entry: IndexEntry, *, n_rows: int, observer: AnnObserver | None
-) -> AnnIndex:
+    files: _Files, entry: IndexEntry, *, n_rows: int, observer: AnnObserver | None,
+    check_tree: bool,
+) -> AnnIndex:  # fmt: skip
     """One Annoy index, mapped once its entry, row maps and file size are checked."""
     path = files.path(entry.files.index)
     check_index_entry(path, entry)
@@ -491,6 +508,8 @@ def _open_index(
     slots = files.vector(entry.files.slots, kind="i", length=n_rows)
     check_slots(files.path(entry.files.slots), slots, n_items=entry.n_items)
     check_annoy_size(path, entry)
+    if check_tree:
+        check_annoy_tree(path, entry)
     index = _load_annoy(path, entry)
     try:
         vectors = _annoy_vectors(path, index, entry)

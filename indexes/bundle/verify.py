@@ -17,19 +17,23 @@ from numpy.typing import NDArray
 from indexes.bundle import layout
 from indexes.bundle.errors import BundleError
 from indexes.bundle.layout import FileEntry, IndexEntry
-from indexes.bundle.metrics import METRICS, node_bytes
+from indexes.bundle.metrics import CHILDREN_WORD, METRICS, node_bytes
 
 if TYPE_CHECKING:
     from indexes.bundle.read import Bundle
 
 MAX_DIMS = 4096
+# nodes of an Annoy file checked at a time (bounded memory whatever the index's size)
+_TREE_CHUNK = 1 << 15
 
 
-def verify(path: Path | str) -> Bundle:
-    """`segue verify`: every check of `open_bundle`, with checksums. The caller closes it."""
+def verify(path: Path | str, *, signing_key: bytes | None = None) -> Bundle:
+    """`segue verify`: every check of `open_bundle`, with checksums and the structure of every
+    Annoy index, and the manifest's seal (signed with `signing_key` when given). What a worker
+    checks before it maps a new version (`indexes.bundle.verified`). The caller closes it."""
     from indexes.bundle.read import open_bundle  # read.py runs the checks of this module
 
-    return open_bundle(path, verify_checksums=True)
+    return open_bundle(path, verify_checksums=True, signing_key=signing_key, check_trees=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -141,4 +145,54 @@ def check_annoy_vectors(path: Path, vectors: NDArray[np.float32], index: Any) ->
         if not np.allclose(vectors[probe], index.get_item_vector(probe), rtol=0, atol=0):
             raise BundleError(
                 f"{path}: item {probe} does not match Annoy's own vector: unknown layout"
+            )
+
+
+def check_index_checksums(
+    directory: Path, indexes: list[IndexEntry], files: dict[str, FileEntry]
+) -> None:
+    """An index entry's own sha256 (when it has one) is the one its file is listed with."""
+    for entry in indexes:
+        listed = files.get(entry.files.index)
+        if entry.sha256 is not None and (listed is None or listed.sha256 != entry.sha256):
+            raise BundleError(
+                f"{directory / layout.MANIFEST}: the sha256 of index {entry.files.index} differs "
+                "from its files entry"
+            )
+
+
+def check_annoy_tree(path: Path, entry: IndexEntry) -> None:
+    """Every node of an Annoy file is one a query can follow safely, checked before Annoy maps
+    it: Annoy trusts the child ids in its nodes, and one out of the file is a segfault.
+
+    The node layout (annoylib.h): `n_descendants`, then (after a float for some metrics) the
+    two children of a split node, or, when `n_descendants` <= K (the words left in the node),
+    the item ids of a leaf in the same place. Items are nodes 0..n_items-1 (n_descendants 1).
+    Annoy writes a split node after its children, so a child's id is below its parent's: a
+    query descends, never loops."""
+    words = node_bytes(entry.metric, entry.dims) // 4
+    child = CHILDREN_WORD[entry.metric]
+    k = words - child  # ids a leaf node holds (Annoy's _K)
+    nodes = np.memmap(path, dtype=np.int32, mode="r").reshape(-1, words)
+    n_items = entry.n_items
+    items = np.asarray(nodes[:n_items, 0])
+    if (items != 1).any():
+        bad = int(np.flatnonzero(items != 1)[0])
+        raise BundleError(f"{path}: item node {bad} is not an item (n_descendants {items[bad]})")
+    slots = np.arange(k)
+    for start in range(n_items, len(nodes), _TREE_CHUNK):
+        block = np.asarray(nodes[start : start + _TREE_CHUNK])
+        ids = np.arange(start, start + len(block))
+        desc = block[:, 0]
+        if (desc < 1).any():
+            bad = int(np.flatnonzero(desc < 1)[0])
+            raise BundleError(f"{path}: node {start + bad} has n_descendants {desc[bad]}")
+        leaf = desc <= k
+        held = block[leaf, child:][slots < desc[leaf, None]]
+        if len(held) and (held.min() < 0 or held.max() >= n_items):
+            raise BundleError(f"{path}: a leaf node holds an item id outside 0..{n_items - 1}")
+        children = block[~leaf, child : child + 2]
+        if ((children < 0) | (children >= ids[~leaf, None])).any():
+            raise BundleError(
+                f"{path}: a split node has a child id outside the nodes written before it"
             )

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from indexes.bundle import layout
 from indexes.bundle.layout import FileEntry, IndexEntry, Manifest, UserVectorsEntry
 from indexes.bundle.neighbours import Neighbours
+from indexes.bundle.seal import seal
 from indexes.bundle.verify import sha256_file
 from indexes.progress import Ticker, log
 
@@ -120,13 +121,16 @@ class BundleWriter:
             files=files,
         )  # fmt: skip
 
-    def write_manifest(self, manifest: Manifest) -> Manifest:
-        """Writes manifest.json with the recorded files and index checksums; returns it."""
+    def write_manifest(self, manifest: Manifest, *, signing_key: bytes | None = None) -> Manifest:
+        """Writes manifest.json with the recorded files and index checksums, sealed (signed
+        with `signing_key` when given: `indexes.bundle.seal`); returns it."""
         files = dict(sorted(self.files.items()))
         indexes = [replace(e, sha256=files[e.files.index].sha256) for e in manifest.indexes]
-        manifest = replace(manifest, files=files, indexes=indexes)
+        manifest = replace(manifest, files=files, indexes=indexes, seal=None)
+        sealed = seal(manifest.to_json(), key=signing_key)
+        manifest = replace(manifest, seal=sealed["seal"])
         with open(self.dir / layout.MANIFEST, "w", encoding="utf-8") as f:
-            json.dump(manifest.to_json(), f, indent=2, sort_keys=False)
+            json.dump(sealed, f, indent=2, sort_keys=False)
             f.write("\n")
         return manifest
 

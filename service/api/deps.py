@@ -25,6 +25,7 @@ from service.metrics import Metrics
 from service.neighbours import RELATED_SIZE, RadioShape
 from service.recommend import Item
 from service.settings import Settings
+from service.station_turns import StationTurns
 from service.stations import StationConfig
 from service.store_monitor import StoreMonitor
 
@@ -68,10 +69,19 @@ class StationContext:
     cache: ListCache
 
 
-async def _station_context(request: Request) -> StationContext:
+async def _station_context(request: Request) -> AsyncIterator[StationContext]:
+    """The context; on a route of one station (its id in the path), held during that station's
+    turn in this worker (`StationTurns`: a bounded wait, then 409)."""
     state = request.app.state
-    return StationContext(config=state.station_config, stores=state.stores,
-                          metrics=state.metrics, cache=state.list_cache)  # fmt: skip
+    ctx = StationContext(config=state.station_config, stores=state.stores,
+                         metrics=state.metrics, cache=state.list_cache)  # fmt: skip
+    station_id = request.path_params.get("station_id")
+    if station_id is None:
+        yield ctx
+        return
+    turns: StationTurns = state.station_turns
+    async with turns.turn(str(station_id), gone=request.is_disconnected):
+        yield ctx
 
 
 StationsOf = Annotated[StationContext, Depends(_station_context)]
@@ -169,6 +179,39 @@ def document_limits(
             for parameter in operation["parameters"]:
                 if parameter["in"] == "query" and parameter["name"] == "limit":
                     parameter["schema"] = limit.schema(settings)
+
+
+def document_errors(openapi: dict[str, Any], *, routes: Sequence[BaseRoute]) -> None:
+    """The answers the middleware and the station turns give, in the operations that get them:
+    413 for a body over SEGUE_MAX_BODY_BYTES, 409 (Retry-After) for a busy station."""
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        turns = "station_id" in route.param_convertors and any(
+            d.call is _station_context for d in route.dependant.dependencies
+        )
+        for method in route.methods or ():
+            responses = openapi["paths"][route.path_format][method.lower()]["responses"]
+            if route.body_field is not None:
+                responses["413"] = {"description": "request body over SEGUE_MAX_BODY_BYTES",
+                                    "content": problem}  # fmt: skip
+            if turns:
+                responses["409"] = {
+                    "description": "the station stayed busy for SEGUE_STATION_BUSY_SECONDS; "
+                    "retry after the Retry-After header's seconds",
+                    "content": problem,
+                }
+
+
+def document_models(openapi: dict[str, Any], *, models: Sequence[str]) -> None:
+    """The `model` query parameter's enum: the models of the bundle served (the server
+    answers 422 for any other)."""
+    for path in openapi["paths"].values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", ()):
+                if parameter["in"] == "query" and parameter["name"] == "model":
+                    parameter["schema"]["enum"] = list(models)
 
 
 def _limit_of(route: APIRoute) -> Limit | None:

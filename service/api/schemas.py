@@ -79,9 +79,17 @@ class Recommendations(BaseModel):
 
 
 class StationCreate(BaseModel):
-    """Seeds: tracks, artists (each stands for its most listened tracks), or several of both."""
+    """Seeds: tracks, artists (each stands for its most listened tracks), or several of both;
+    at least one."""
 
-    model_config = {"extra": "forbid"}
+    model_config = {
+        "extra": "forbid",
+        # what `_some_seed` checks, in the schema: a station needs a seed track or artist
+        "json_schema_extra": {"anyOf": [
+            {"required": ["tracks"], "properties": {"tracks": {"minItems": 1}}},
+            {"required": ["artists"], "properties": {"artists": {"minItems": 1}}},
+        ]},
+    }  # fmt: skip
 
     user_id: str = Field(min_length=1, max_length=256)
     tracks: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(

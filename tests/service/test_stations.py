@@ -206,7 +206,12 @@ def test_lists_in_the_workers_memory_are_not_read_again(
                       track=played[0], config=CONFIG, cache=cache)  # fmt: skip
     assert len(cache) >= 2  # the seed's list and the liked track's, computed and kept
     store.reads = 0
-    second, _ = stations.create(loaded, store, user="u2", seeds=seed, config=CONFIG, cache=cache)
+    # the same shuffle, so that it plays (and can be given feedback on) the same tracks
+    second, _ = stations.create(loaded, store, user="u2", seeds=seed, config=CONFIG, cache=cache,
+                                seed=first.seed)  # fmt: skip
+    _, again_played = stations.next_tracks(loaded, store, station_id=second.id, n=3,
+                                           config=CONFIG, cache=cache)  # fmt: skip
+    assert again_played == played
     stations.feedback(loaded, store, station_id=second.id, event_id="e1", kind=THUMBS_UP,
                       track=played[0], config=CONFIG, cache=cache)  # fmt: skip
     assert store.reads == 0

@@ -35,7 +35,9 @@ def opened(tmp_path: Path, metric: str, vectors: NDArray[np.float32], **kw: obje
     entry = writer.annoy(
         model="m", entity="tracks", vectors=vectors, mask=mask, metric=metric, n_trees=5, seed=1
     )
-    return _open_index(_Files(writer.dir, writer.files), entry, n_rows=len(vectors), **kw)  # type: ignore[arg-type]
+    return _open_index(
+        _Files(writer.dir, writer.files), entry, n_rows=len(vectors), check_tree=True, **kw
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -190,6 +190,13 @@ def new_station(http: httpx.Client, ids: Ids) -> str:
     return str(r.json()["id"])
 
 
+def played_track(http: httpx.Client, ids: Ids, *, station: str) -> str:
+    r = http.get(f"/v1/stations/{station}/tracks", params={"limit": 1},
+                 headers=bearer(NEW, sub=ids.owner, scopes=["listen"]))  # fmt: skip
+    assert r.status_code == 200, r.text
+    return str(r.json()["items"][0]["id"])
+
+
 def request_of(
     method: str, path: str, ids: Ids, http: httpx.Client
 ) -> Callable[[dict[str, str]], httpx.Response]:
@@ -204,9 +211,10 @@ def request_of(
     def send(headers: dict[str, str]) -> httpx.Response:
         if path == "/console":
             return http.request(method, "/console/", headers=headers)
-        url = path.format(
-            **params, station_id=new_station(http, ids) if "{station_id}" in path else ""
-        )
+        station = new_station(http, ids) if "{station_id}" in path else ""
+        url = path.format(**params, station_id=station)
+        if body is not None and "track_id" in body:  # feedback is on a track the station played
+            body["track_id"] = played_track(http, ids, station=station)
         return http.request(method, url, json=body, headers=headers)
 
     return send
