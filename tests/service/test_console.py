@@ -10,6 +10,8 @@ SEGUE_TEST_BROWSER_REQUIRED=1 (.ci/run sets it once it has installed chromium) i
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -26,7 +28,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip
-TOKEN = "console-test-token"
+# a bearer JWT's shape (the server runs with auth off, so nothing checks its signature): the
+# console reads its `sub` as the listener its stations are for
+TOKEN = (
+    ".".join(
+        base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+        for part in (
+            {"alg": "HS256", "typ": "JWT"},
+            {"sub": "u0012", "scope": "catalog:read listen"},
+        )
+    )
+    + ".c2lnbmF0dXJl"
+)
 PHONE = {"width": 390, "height": 844}
 
 
@@ -120,7 +133,8 @@ def test_search_track_station_thumbs_down_in_a_browser(
     expect(page.locator("#track-results li").first).to_be_visible()  # sent without a token
     page.get_by_text("Settings").click()
     page.get_by_label("API token").fill(TOKEN)
-    page.get_by_label("Listener id").fill("u0012")
+    page.keyboard.press("Tab")  # leaving the field: the listener becomes the token's user
+    expect(page.get_by_label("Listener id")).to_have_value("u0012")
     authorizations.clear()
     page.get_by_role("button", name="Save").click()
 
@@ -152,8 +166,9 @@ def test_search_track_station_thumbs_down_in_a_browser(
     station_id = page.url.rsplit("/", 1)[1]
     expect(page.locator("#queue li")).to_have_count(10)
     expect(page.locator("#station-bundle")).to_have_text(version)
-    variant = http.get(f"/v1/stations/{station_id}").json()["variant"]
-    expect(page.locator("#variant")).to_have_text(variant)
+    created = http.get(f"/v1/stations/{station_id}").json()
+    assert created["user_id"] == "u0012"  # the token's user
+    expect(page.locator("#variant")).to_have_text(created["variant"])
 
     # play three tracks, the last by keyboard: the focus stays on the player's button
     page.locator("#play-next").click()

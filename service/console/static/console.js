@@ -124,6 +124,7 @@
       let detail = data && data.detail !== undefined ? data.detail : text || response.statusText;
       if (typeof detail !== "string") detail = JSON.stringify(detail);
       if (response.status === 401) detail += " — paste an API token under Settings";
+      if (response.status === 403) detail += " — the token lacks a scope this needs (Ops: admin)";
       const retry = response.headers.get("retry-after");
       if (retry) detail += ` (try again in ${retry} s)`;
       throw new ApiError(response.status, `${response.status}: ${detail}`);
@@ -134,6 +135,20 @@
   // ---------- settings, seeds ----------
 
   function listener() { return store.getItem(KEYS.listener) || "u0001"; }
+
+  // The user a bearer JWT speaks for (its `sub`), read without checking the signature (the
+  // server checks it): stations are created for that user. Null for anything else.
+  function tokenSubject(token) {
+    const part = (token || "").split(".")[1];
+    if (!part) return null;
+    try {
+      const b64 = part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "=");
+      const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))));
+      return typeof claims.sub === "string" && claims.sub ? claims.sub : null;
+    } catch (e) {
+      return null;
+    }
+  }
 
   function seeds() {
     try { return JSON.parse(store.getItem(KEYS.seeds) || "[]"); } catch (e) { return []; }
@@ -154,12 +169,18 @@
     const who = document.getElementById("listener");
     token.value = store.getItem(KEYS.token) || "";
     who.value = listener();
+    token.addEventListener("change", () => {  // a token's user is the listener it acts for
+      const sub = tokenSubject(token.value.trim());
+      if (sub) who.value = sub;
+    });
     form.addEventListener("submit", (e) => {
       e.preventDefault();
       if (token.value.trim()) store.setItem(KEYS.token, token.value.trim());
       else store.removeItem(KEYS.token);
+      const sub = tokenSubject(token.value.trim());
+      if (sub && !who.value.trim()) who.value = sub;
       if (who.value.trim()) store.setItem(KEYS.listener, who.value.trim());
-      announce("Settings saved");
+      announce(sub ? `Settings saved: signed in as ${sub}` : "Settings saved");
       form.closest("details").open = false;
       route();
     });
