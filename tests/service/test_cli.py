@@ -21,6 +21,26 @@ def test_build_verify_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "als" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_a_signed_build_is_verified_with_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "bundles"
+    args = ["--dims", "8", "--trees", "4", "--search-k", "100"]
+    monkeypatch.setenv("SEGUE_BUNDLE_SIGNING_KEY", "build-key")
+    assert main(["build", "--dataset", "synthetic:300", "--out", str(out), *args]) == 0
+    seal = json.loads((out / "current" / "manifest.json").read_text())["seal"]
+    assert set(seal) == {"sha256", "hmac_sha256"}
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0
+    assert "(signed with the configured key)" in capsys.readouterr().out
+    monkeypatch.setenv("SEGUE_BUNDLE_SIGNING_KEY", "another-key")  # not the one it was built with
+    assert main(["verify", str(out)]) == 1
+    assert "manifest.json: bad signature" in capsys.readouterr().err
+    monkeypatch.delenv("SEGUE_BUNDLE_SIGNING_KEY")
+    assert main(["verify", str(out)]) == 0  # no key here: its sha256 seal is checked
+
+
 def test_build_rejects_bad_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--dataset", "mp3:/nowhere", "--out", str(tmp_path)]) == 2
     assert "unknown kind 'mp3'" in capsys.readouterr().err
