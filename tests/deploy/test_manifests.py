@@ -69,7 +69,7 @@ def test_the_ingress_limits_callers_and_routes_only_the_api(overlay: str) -> Non
     assert int(notes["nginx.ingress.kubernetes.io/limit-rps"]) > 0
     assert notes["nginx.ingress.kubernetes.io/proxy-body-size"] == "1m"
     paths = {p["path"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
-    assert paths == {"/v1", "/openapi.json"}  # not /metrics, not the probes
+    assert paths == {"/v1", "/openapi.json", "/console"}  # not /metrics, not the probes
     service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "segue")
     backends = {p["backend"]["service"]["port"]["name"] for r in ingress["spec"]["rules"]
                 for p in r["http"]["paths"]}  # fmt: skip
