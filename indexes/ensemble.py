@@ -310,8 +310,9 @@ def capped_positions(
     order (`artists`: the artist row of each item). With `lists` (each item's list, for several
     ranked lists one after the other), the cap holds within each list."""
     a = np.asarray(artists, dtype=np.int64)
-    if lists is not None and len(a):
-        a = np.asarray(lists, dtype=np.int64) * (int(a.max()) + 1) + a
+    if lists is not None and len(a):  # one group per (list, artist)
+        low = int(a.min())
+        a = np.asarray(lists, dtype=np.int64) * (int(a.max()) - low + 1) + (a - low)
     if len(a) == 0:
         return np.zeros(0, dtype=np.int64)
     # each item's place among the items of its artist so far: a stable sort groups the artists
