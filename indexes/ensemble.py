@@ -9,6 +9,8 @@ manifest's weights combine those features into one score. Plain Python and numpy
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ from numpy.typing import NDArray
 
 from indexes.bundle import Bundle
 from indexes.bundle.layout import COOC, IDENTITY, LOG1P, POPULARITY
+from indexes.bundle.neighbours import segments
 
 ENSEMBLE = "ensemble"
 
@@ -139,7 +142,7 @@ class Scorer:
         self, row: int, lists: list[NDArray[np.int32]] | None = None
     ) -> NDArray[np.int32]:
         lists = self.candidate_lists(row) if lists is None else lists
-        cands = np.unique(np.concatenate(lists)) if lists else np.zeros(0, dtype=np.int32)
+        cands = sorted_unique(np.concatenate(lists)) if lists else np.zeros(0, dtype=np.int32)
         return cands[cands != row].astype(np.int32)
 
     def features(
@@ -176,11 +179,140 @@ class Scorer:
         order = np.argsort(-scores, kind="stable")[:k]
         return cands[order], scores[order].astype(np.float32)
 
+    def rank_many(
+        self, rows: Sequence[int] | NDArray[np.integer[Any]], k: int, *,
+        per_source: int | None = None,
+    ) -> RankedBatch:  # fmt: skip
+        """`rank` of each of `rows`, over all of them at once: the same candidates, features,
+        scores and order as `rank` gives row by row. The candidate lists, their union, the table
+        and rank features, the order and the cut are numpy over the whole batch; the model
+        similarities and the weighted sum stay one call per row, as `rank` makes them, because a
+        BLAS product over another shape may round differently (the lists must not depend on how
+        rows were batched)."""
+        seeds = np.asarray(rows, dtype=np.int64)
+        for row in seeds.tolist():
+            self.check_row(row)
+        n = self.per_source if per_source is None else per_source
+        lists = self._candidate_lists_many(seeds, n)
+        n_items = np.int64(self.n_items)
+        keys = sorted_unique(np.concatenate([seg * n_items + c for c, seg, _ in lists]))
+        cands, seg = (keys % n_items).astype(np.int32), keys // n_items
+        own = cands == seeds[seg]
+        keys, cands, seg = keys[~own], cands[~own], seg[~own]
+        bounds = np.searchsorted(seg, np.arange(len(seeds) + 1))
+        x = self._features_many(seeds, keys=keys, cands=cands, bounds=bounds, lists=lists)
+        scores = np.empty(len(cands), dtype=np.float32)
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            if b > a:  # a fresh array, as `features` gives `rank`: the product sees the same memory
+                scores[a:b] = x[a:b].copy() @ self.weights + self.bias
+        order = np.lexsort((-scores, seg))  # by seed, then best first; ties in candidate order
+        kept = order[segments(np.diff(bounds))[1] < k]
+        return RankedBatch.of(cands[kept], scores[kept], lists=seg[kept], n=len(seeds))
 
-def capped_positions(artists: NDArray[np.integer[Any]], *, cap: int) -> NDArray[np.int64]:
+    def _candidate_lists_many(
+        self, seeds: NDArray[np.int64], n: int
+    ) -> list[tuple[NDArray[np.int32], NDArray[np.int64], NDArray[np.int64]]]:
+        """`candidate_lists` of every seed, per source: the candidates one seed after the other,
+        each candidate's seed (position in `seeds`) and its place in that seed's list."""
+        out = []
+        for ann in self.anns:
+            got = [ann.neighbours(row, n)[0] for row in seeds.tolist()]
+            seg, place = segments(np.asarray([len(g) for g in got], dtype=np.int64))
+            flat = np.concatenate(got) if got else np.zeros(0, dtype=np.int32)
+            out.append((flat.astype(np.int32), seg, place))
+        for table in self.tables:
+            idx, _, seg, place = table.rows_of(seeds, limit=n)
+            out.append((np.asarray(idx, dtype=np.int32), seg, place))
+        for top in self.pop_tops:
+            head = top[: n + 1]
+            seg, place = segments(np.full(len(seeds), len(head), dtype=np.int64))
+            out.append((np.tile(head, len(seeds)), seg, place))
+        return out
+
+    def _features_many(
+        self,
+        seeds: NDArray[np.int64],
+        *,
+        keys: NDArray[np.int64],
+        cands: NDArray[np.int32],
+        bounds: NDArray[np.int64],
+        lists: list[tuple[NDArray[np.int32], NDArray[np.int64], NDArray[np.int64]]],
+    ) -> NDArray[np.float32]:
+        """`features` of every seed's candidates, one seed after the other (`keys`: seed
+        position × n_items + candidate, ascending; `bounds`: where each seed's rows start)."""
+        x = np.zeros((len(cands), len(self.names)), dtype=np.float32)
+        n_items = np.int64(self.n_items)
+        j = 0
+        for ann in self.anns:
+            for i, row in enumerate(seeds.tolist()):
+                a, b = int(bounds[i]), int(bounds[i + 1])
+                x[a:b, j] = ann.similarities(row, cands[a:b])
+            j += 1
+        for table, log in zip(self.tables, self.log_tables, strict=True):
+            idx, sc, seg, _ = table.rows_of(seeds)
+            _scatter(x[:, j], keys, seg * n_items + idx, np.log1p(sc) if log else sc)
+            j += 1
+        for values in self.pop_values:
+            x[:, j] = values[cands]
+            j += 1
+        for ranked, seg, place in lists:
+            recip = 1.0 / (1.0 + place.astype(np.float32))
+            _scatter(x[:, j], keys, seg * n_items + ranked, recip)
+            j += 1
+        return x
+
+
+@dataclass(frozen=True)
+class RankedBatch:
+    """Ranked lists of several seeds one after the other: list i is rows[bounds[i]:bounds[i+1]]
+    with the same slice of scores, best first."""
+
+    rows: NDArray[np.int32]
+    scores: NDArray[np.float32]
+    bounds: NDArray[np.int64]
+
+    @classmethod
+    def of(
+        cls,
+        rows: NDArray[np.int32],
+        scores: NDArray[np.float32],
+        *,
+        lists: NDArray[np.int64],
+        n: int,
+    ) -> RankedBatch:
+        """From items in list order and each item's list (0 .. n-1)."""
+        return cls(rows=rows, scores=scores, bounds=np.searchsorted(lists, np.arange(n + 1)))
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def lists(self) -> NDArray[np.int64]:
+        """Each item's list."""
+        return segments(np.diff(self.bounds))[0]
+
+    def one(self, i: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        return self.rows[a:b], self.scores[a:b]
+
+    def capped(self, *, artist: NDArray[np.integer[Any]], cap: int, limit: int) -> RankedBatch:
+        """Each list with at most `cap` items of one artist and cut at `limit`
+        (`recommend.cap_per_artist` of each)."""
+        lists = self.lists()
+        kept = capped_positions(np.asarray(artist)[self.rows], cap=cap, lists=lists)
+        kept = kept[segments(np.bincount(lists[kept], minlength=len(self)))[1] < limit]
+        return RankedBatch.of(self.rows[kept], self.scores[kept], lists=lists[kept], n=len(self))
+
+
+def capped_positions(
+    artists: NDArray[np.integer[Any]], *, cap: int, lists: NDArray[np.int64] | None = None
+) -> NDArray[np.int64]:
     """Positions of a ranked list to keep so that at most `cap` items of one artist remain, in
-    order (`artists`: the artist row of each item)."""
-    a = np.asarray(artists)
+    order (`artists`: the artist row of each item). With `lists` (each item's list, for several
+    ranked lists one after the other), the cap holds within each list."""
+    a = np.asarray(artists, dtype=np.int64)
+    if lists is not None and len(a):  # one group per (list, artist)
+        low = int(a.min())
+        a = np.asarray(lists, dtype=np.int64) * (int(a.max()) - low + 1) + (a - low)
     if len(a) == 0:
         return np.zeros(0, dtype=np.int64)
     # each item's place among the items of its artist so far: a stable sort groups the artists
@@ -193,6 +325,18 @@ def capped_positions(artists: NDArray[np.integer[Any]], *, cap: int) -> NDArray[
     place = np.empty(len(a), dtype=np.int64)
     place[order] = np.arange(len(a)) - np.repeat(starts, np.diff(np.append(starts, len(a))))
     return np.flatnonzero(place < cap)
+
+
+def sorted_unique(values: NDArray[Any]) -> NDArray[Any]:
+    """np.unique of integers (sorted, each once) by a sort and a neighbour compare: numpy 2.4's
+    np.unique is far slower on these keys than np.sort (figures in loadtest/README)."""
+    out = np.sort(values)
+    if len(out) < 2:
+        return out
+    keep = np.empty(len(out), dtype=bool)
+    keep[0] = True
+    np.not_equal(out[1:], out[:-1], out=keep[1:])
+    return out[keep]
 
 
 def top_rows(values: NDArray[np.float64], k: int) -> NDArray[np.int32]:
@@ -213,8 +357,8 @@ def _scaled_log(values: NDArray[np.float64]) -> NDArray[np.float32]:
 
 def _scatter(
     out: NDArray[np.float32],
-    sorted_keys: NDArray[np.int32],
-    keys: NDArray[np.int32],
+    sorted_keys: NDArray[np.integer[Any]],
+    keys: NDArray[np.integer[Any]],
     values: NDArray[np.float32],
 ) -> None:
     """out[i] = values[j] where sorted_keys[i] == keys[j]; entries of `keys` that are not

@@ -118,33 +118,50 @@ def radio_list(
     cache: ListCache | None = None,
     looked_up: bool = False,
     must_write: bool = True,
+    read: bool = True,
 ) -> tuple[RankedRows, str]:
     """The radio list of `row` and its origin (CACHE or COMPUTED): from `cache` (unless the
-    caller has just `looked_up` it there), else from the store, else computed and written back.
+    caller has just `looked_up` it there), else from the store (unless the caller has just
+    `read` it there), else computed and written back.
     Only a list the store holds goes into `cache` (what memory serves is what the store has).
     StoreUnavailable from the store is raised, but from the write-back only if `must_write`."""
     key = radio_key(loaded, row=row, shape=shape)
     found = cache.get(key) if cache is not None and not looked_up else None
     if found is not None:
         return found, CACHE
-    cached = None if store is None else store.get(kind=RADIO, version=key.version, key=key.key)
+    if store is not None and read:
+        found = kept_radio(
+            loaded, store.get(kind=RADIO, version=key.version, key=key.key), key=key, cache=cache
+        )
+        if found is not None:
+            return found, CACHE
+    items = compute_radio(
+        loaded, row=row, size=shape.size, artist_cap=shape.artist_cap, per_source=shape.per_source
+    )
+    stored = store is not None and _write(
+        store, kind=RADIO, key=key, ranked=ranked(loaded, items), must=must_write
+    )
+    found = RankedRows.of_items(items)
+    if cache is not None and stored:
+        cache.put(key, found)
+    return found, COMPUTED
+
+
+def kept_radio(
+    loaded: LoadedBundle, cached: Ranked | None, *, key: ListKey, cache: ListCache | None
+) -> RankedRows | None:
+    """A radio list read from the store, as rows (and kept in `cache`); None for no list or
+    one the bundle cannot hold (computed again)."""
     tracks = loaded.bundle.tracks
     items = (
         None if cached is None else stored_items(cached, row_of=tracks.row_of, n_rows=len(tracks))
     )
-    origin, stored = (CACHE, True) if items is not None else (COMPUTED, False)
     if items is None:
-        items = compute_radio(
-            loaded, row=row, size=shape.size, artist_cap=shape.artist_cap,
-            per_source=shape.per_source,
-        )  # fmt: skip
-        stored = store is not None and _write(
-            store, kind=RADIO, key=key, ranked=ranked(loaded, items), must=must_write
-        )
+        return None
     found = RankedRows.of_items(items)
-    if cache is not None and stored:
+    if cache is not None:
         cache.put(key, found)
-    return found, origin
+    return found
 
 
 def _write(store: Store, *, kind: str, key: ListKey, ranked: Ranked, must: bool) -> bool:
@@ -160,14 +177,14 @@ def _write(store: Store, *, kind: str, key: ListKey, ranked: Ranked, must: bool)
 
 def radio_list_anyway(
     loaded: LoadedBundle, store: Store | None, *, row: int, shape: RadioShape, cache: ListCache,
-    looked_up: bool = False,
+    looked_up: bool = False, read: bool = True,
 ) -> RankedRows:  # fmt: skip
     """`radio_list` for an endpoint that does without the store: when it fails, the list is
     computed from the bundle (a store from `StoreMonitor` has reported the failure)."""
     try:
         return radio_list(
             loaded, store, row=row, shape=shape, cache=cache, looked_up=looked_up,
-            must_write=False,
+            must_write=False, read=read,
         )[0]  # fmt: skip
     except StoreUnavailable:  # the read failed
         return radio_list(loaded, None, row=row, shape=shape, cache=cache, looked_up=True)[0]

@@ -13,24 +13,16 @@ import math
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexes.bundle import read_typed_manifest, resolve_current
 from indexes.progress import log
 from service.bundle_holder import LoadedBundle, load
-from service.neighbours import (
-    RELATED_SIZE,
-    RadioShape,
-    compute_radio,
-    list_version,
-    ranked,
-    related_version,
-)
-from service.recommend import related_artists
+from service.neighbours import RELATED_SIZE, RadioShape, list_version, related_version
 from service.settings import PrecomputeConfig
-from service.store.base import LIST_FORMAT, RADIO, RELATED, Ranked, Store
+from service.store.base import LIST_FORMAT, RADIO, RELATED, Ranked, Store, check_kind
 
 
 @dataclass
@@ -165,24 +157,37 @@ def _compute_chunk(task: tuple[str, int]) -> tuple[str, int, list[tuple[str, Ran
     ents = loaded.bundle.entities[entity]
     lo = chunk * config.chunk_size
     hi = min(lo + config.chunk_size, len(ents))
-    return kind, chunk, list(_lists(loaded, kind=kind, rows=range(lo, hi), config=config))
+    return kind, chunk, compute_lists(loaded, kind=kind, rows=range(lo, hi), config=config)
 
 
-def _lists(
-    loaded: LoadedBundle, *, kind: str, rows: range, config: PrecomputeConfig
-) -> Iterator[tuple[str, Ranked]]:
-    ents = loaded.bundle.entities["tracks" if kind == RADIO else "artists"]
-    for row in rows:
+# rows ranked at once: a batch's features take about rows × 2,500 candidates × 24 float32
+BATCH_ROWS = 64
+
+
+def compute_lists(
+    loaded: LoadedBundle, *, kind: str, rows: Sequence[int], config: PrecomputeConfig
+) -> list[tuple[str, Ranked]]:
+    """The (id, list) of each of `rows` (track rows for RADIO, artist rows for RELATED): the
+    lists the service computes one at a time (`compute_radio`, `related_artists`), ranked
+    BATCH_ROWS rows at a time (`Scorer.rank_many`)."""
+    check_kind(kind)
+    entity = "tracks" if kind == RADIO else "artists"
+    ents, scorer = loaded.bundle.entities[entity], loaded.scorers[entity]
+    artist = loaded.bundle.tracks.artist
+    assert artist is not None
+    out: list[tuple[str, Ranked]] = []
+    rows = list(rows)
+    for lo in range(0, len(rows), BATCH_ROWS):
+        seeds = rows[lo : lo + BATCH_ROWS]
         if kind == RADIO:
-            items = compute_radio(
-                loaded,
-                row=row,
-                size=config.radio_size,
-                artist_cap=config.radio_artist_cap,
-                per_source=config.radio_candidates_per_source,
-            )
-            yield ents.id_of(row), ranked(loaded, items)
-        else:
-            # the size the service reads back from the store (neighbours.related)
-            items = related_artists(loaded, row=row, limit=RELATED_SIZE)
-            yield ents.id_of(row), ranked(loaded, items, entity="artists")
+            batch = scorer.rank_many(
+                seeds, scorer.n_items, per_source=config.radio_candidates_per_source
+            ).capped(artist=artist, cap=config.radio_artist_cap, limit=config.radio_size)
+        else:  # the size the service reads back from the store (neighbours.related)
+            batch = scorer.rank_many(seeds, RELATED_SIZE)
+        ids, scores, items = ents.ids_of(batch.rows), batch.scores.tolist(), batch.rows.tolist()
+        bounds = batch.bounds.tolist()
+        for i, row in enumerate(seeds):
+            a, b = bounds[i], bounds[i + 1]
+            out.append((ents.id_of(row), Ranked(ids=ids[a:b], scores=scores[a:b], rows=items[a:b])))
+    return out

@@ -11,10 +11,11 @@ be down: they get `errors.NoStore` at once (503 with Retry-After).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -91,6 +92,18 @@ class StoreMonitor:
         except StoreUnavailable as e:  # already counted and reported by the watched store
             raise NoStore(str(e), retry_after=self.retry_after_seconds) from e
 
+    async def read(self, call: Callable[[Store], Awaitable[T]]) -> T:
+        """`run` for a call that awaits the store on the event loop (`Store.get_async`)."""
+        try:
+            store = self.store()
+        except StoreUnavailable as e:
+            self.on_error()
+            raise NoStore(str(e), retry_after=self.retry_after_seconds) from e
+        try:
+            return await call(store)
+        except StoreUnavailable as e:  # already counted and reported by the watched store
+            raise NoStore(str(e), retry_after=self.retry_after_seconds) from e
+
     def check(self) -> StoreState:
         """Opens the store if needed and pings it; records the state (never raises)."""
         with self._lock:
@@ -154,12 +167,26 @@ class _Watched:
         if not callable(attr):
             return attr
 
+        if inspect.iscoroutinefunction(attr):
+
+            async def watched_async(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await attr(*args, **kwargs)
+                except StoreUnavailable as e:
+                    self._failed(e)
+                    raise
+
+            return watched_async
+
         def watched(*args: Any, **kwargs: Any) -> Any:
             try:
                 return attr(*args, **kwargs)
             except StoreUnavailable as e:
-                self._monitor.on_error()
-                self._monitor.failed(e)
+                self._failed(e)
                 raise
 
         return watched
+
+    def _failed(self, error: StoreUnavailable) -> None:
+        self._monitor.on_error()
+        self._monitor.failed(error)

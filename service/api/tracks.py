@@ -26,6 +26,7 @@ from service.api.deps import (
 from service.api.ids import TrackId
 from service.bundle_holder import LoadedBundle
 from service.recommend import Item
+from service.store.base import RADIO, StoreUnavailable
 
 router = APIRouter(prefix="/v1/tracks", tags=["tracks"], dependencies=[Depends(access.CATALOG)])
 
@@ -91,13 +92,22 @@ async def similar_tracks(
 async def _similar_from_radio(
     loaded: LoadedBundle, ctx: ListContext, *, row: int, limit: int
 ) -> list[Item] | None:
-    """From the list in memory on the event loop; else on a thread (a store read or the list
-    computed; the store is not needed). None when the list cannot tell them."""
-    radio = ctx.cache.get(neighbours.radio_key(loaded, row=row, shape=ctx.shape))
+    """From the list in memory or the store on the event loop; else computed on a thread (the
+    store is not needed). None when the list cannot tell them."""
+    key = neighbours.radio_key(loaded, row=row, shape=ctx.shape)
+    radio = ctx.cache.get(key)
+    store = ctx.stores.optional()
+    if radio is None and store is not None:
+        try:
+            stored = await store.get_async(kind=RADIO, version=key.version, key=key.key)
+        except StoreUnavailable:  # reported by the monitor's store; computed without it
+            store = None
+        else:
+            radio = neighbours.kept_radio(loaded, stored, key=key, cache=ctx.cache)
     if radio is None:
         radio = await run_in_threadpool(
-            neighbours.radio_list_anyway, loaded, ctx.stores.optional(), row=row,
-            shape=ctx.shape, cache=ctx.cache, looked_up=True,
+            neighbours.radio_list_anyway, loaded, store, row=row, shape=ctx.shape,
+            cache=ctx.cache, looked_up=True, read=False,
         )  # fmt: skip
     return neighbours.similar_from_radio(
         loaded, radio, shape=ctx.shape, limit=limit, artist_cap=ctx.settings.artist_cap
@@ -118,16 +128,21 @@ async def radio_neighbours(
     b = loaded.bundle
     row = track_row(b, track_id)
     shape, cache = ctx.shape, ctx.cache
-    in_memory = cache.get(neighbours.radio_key(loaded, row=row, shape=shape))
-    if in_memory is not None:
-        radio, origin = in_memory, neighbours.CACHE
-    else:  # the store, or computed and written back
-        radio, origin = await ctx.stores.run(
+    key = neighbours.radio_key(loaded, row=row, shape=shape)
+    radio, origin = cache.get(key), neighbours.CACHE
+    if radio is None:  # the store (read on the event loop), or computed and written back
+        stored = await ctx.stores.read(
+            lambda store: store.get_async(kind=RADIO, version=key.version, key=key.key)
+        )
+        radio = neighbours.kept_radio(loaded, stored, key=key, cache=cache)
+        ctx.metrics.cache_read("radio", hit=radio is not None)
+    if radio is None:
+        computed, origin = await ctx.stores.run(
             lambda store: neighbours.radio_list(
-                loaded, store, row=row, shape=shape, cache=cache, looked_up=True
+                loaded, store, row=row, shape=shape, cache=cache, looked_up=True, read=False
             )
         )
-        ctx.metrics.cache_read("radio", hit=origin == neighbours.CACHE)
+        radio = computed
     return body({
         "track": track_json(b, row),
         "source": origin,

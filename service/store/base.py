@@ -180,6 +180,10 @@ class Store(Protocol):
     def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
         """The list of `kind` (RADIO or RELATED) for one id of one bundle version, or None."""
 
+    async def get_async(self, *, kind: str, version: str, key: str) -> Ranked | None:
+        """`get` for the event loop: awaits the store without holding a thread where the
+        store's driver can (Cassandra), on a worker thread otherwise."""
+
     def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
         """The lists of several ids at once (concurrently where the store can); ids without a
         list are left out."""

@@ -11,6 +11,7 @@ after a short back-off, so a worker started before Cassandra recovers on its own
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -407,6 +408,23 @@ class CassandraStore:
             row = session.execute(p[f"get:{kind}"], (version, key)).one()
         return _ranked(row)
 
+    async def get_async(self, *, kind: str, version: str, key: str) -> Ranked | None:
+        check_kind(kind)
+        if self._session is None:  # connecting blocks: not on the event loop
+            return await asyncio.to_thread(self.get, kind=kind, version=version, key=key)
+        session, p = self._ensure()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        with self._errors():
+            # the driver's own IO thread answers: no worker thread waits on the round trip
+            future = session.execute_async(p[f"get:{kind}"], (version, key))
+            future.add_callbacks(
+                callback=lambda rows: loop.call_soon_threadsafe(_settle, done, rows, None),
+                errback=lambda error: loop.call_soon_threadsafe(_settle, done, None, error),
+            )
+            rows = await done
+        return _ranked(rows[0] if rows else None)
+
     def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
         check_kind(kind)
         unique = list(dict.fromkeys(keys))
@@ -515,6 +533,16 @@ class CassandraStore:
             cluster, self._cluster, self._session = self._cluster, None, None
         if cluster is not None:
             cluster.shutdown()
+
+
+def _settle(done: asyncio.Future[Any], rows: Any, error: BaseException | None) -> None:
+    """Hands a driver callback's outcome to the awaiting request (on the event loop)."""
+    if done.cancelled():  # the request went away
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(rows)
 
 
 def _ranked(row: Any) -> Ranked | None:

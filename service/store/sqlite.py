@@ -6,6 +6,7 @@ The schema is versioned with `PRAGMA user_version` and applied idempotently at o
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -185,6 +186,10 @@ class SqliteStore:
 
     def get(self, *, kind: str, version: str, key: str) -> Ranked | None:
         return self.get_many(kind=kind, version=version, keys=[key]).get(key)
+
+    async def get_async(self, *, kind: str, version: str, key: str) -> Ranked | None:
+        # sqlite3 blocks: its read waits on a thread
+        return await asyncio.to_thread(self.get, kind=kind, version=version, key=key)
 
     def get_many(self, *, kind: str, version: str, keys: Sequence[str]) -> dict[str, Ranked]:
         table, column = table_of(kind)

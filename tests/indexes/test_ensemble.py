@@ -5,7 +5,15 @@ import pytest
 
 from indexes.bundle import open_bundle
 from indexes.datasets.synthetic import generate_synthetic
-from indexes.ensemble import COOC, ENSEMBLE, POPULARITY, Scorer
+from indexes.ensemble import (
+    COOC,
+    ENSEMBLE,
+    POPULARITY,
+    RankedBatch,
+    Scorer,
+    capped_positions,
+    sorted_unique,
+)
 from indexes.evaluate import EvalConfig, evaluate, format_table
 from indexes.pipeline import BuildResult
 from tests.conftest import TINY
@@ -55,6 +63,47 @@ def test_features_score_candidates_with_every_source(tiny_build: BuildResult) ->
                 at = ranked.tolist().index(c) if c in ranked.tolist() else None
                 want = 0.0 if at is None else 1.0 / (1.0 + at)
                 assert x[i, scorer.names.index(f"rank:{src}")] == pytest.approx(want), (src, c)
+
+
+@pytest.mark.parametrize(("entity", "k", "per_source"), [("tracks", 10, None), ("tracks", 10**6, 120),
+                                                       ("artists", 20, None)])  # fmt: skip
+def test_rank_many_ranks_each_row_as_rank_does(
+    tiny_build: BuildResult, entity: str, k: int, per_source: int | None
+) -> None:
+    with open_bundle(tiny_build.path) as b:
+        scorer = Scorer(b, entity=entity)
+        rows = [0, 5, scorer.n_items - 1, 5, *range(20, 60)]
+        batch = scorer.rank_many(rows, k, per_source=per_source)
+        assert len(batch) == len(rows)
+        for i, row in enumerate(rows):
+            want_rows, want_scores = scorer.rank(row, k, per_source=per_source)
+            got_rows, got_scores = batch.one(i)
+            assert got_rows.tolist() == want_rows.tolist()
+            assert got_scores.tolist() == want_scores.tolist()  # the same floats
+        assert len(scorer.rank_many([], k)) == 0
+        with pytest.raises(IndexError):
+            scorer.rank_many([1, scorer.n_items], k)
+
+
+def test_a_batch_is_capped_per_artist_within_each_list() -> None:
+    artist = np.array([0, 0, 1, 1, 2], dtype=np.int32)
+    batch = RankedBatch(
+        rows=np.array([0, 1, 2, 3, 4, 1, 0, 4], dtype=np.int32),
+        scores=np.arange(8, dtype=np.float32),
+        bounds=np.array([0, 5, 5, 8]),
+    )
+    capped = batch.capped(artist=artist, cap=1, limit=2)
+    assert [capped.one(i)[0].tolist() for i in range(3)] == [[0, 2], [], [1, 4]]
+    assert capped.one(2)[1].tolist() == [5.0, 7.0]
+    lists = np.array([0, 0, 1, 1, 1])
+    assert capped_positions(np.array([3, 3, 3, 4, 3]), cap=1, lists=lists).tolist() == [0, 2, 3]
+
+
+def test_sorted_unique_is_np_unique() -> None:
+    values = np.random.default_rng(1).integers(0, 50, 300)
+    assert sorted_unique(values).tolist() == np.unique(values).tolist()
+    assert sorted_unique(values[:1]).tolist() == values[:1].tolist()
+    assert sorted_unique(values[:0]).tolist() == []
 
 
 def test_learned_weights_come_from_the_manifest(tiny_build: BuildResult) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ import pytest
 
 from indexes.pipeline import BuildResult
 from service.bundle_holder import load
-from service.neighbours import compute_radio, related
-from service.precompute import list_key, precompute, task_name
+from service.neighbours import RELATED_SIZE, compute_radio, ranked, related
+from service.precompute import BATCH_ROWS, compute_lists, list_key, precompute, task_name
+from service.recommend import related_artists
 from service.settings import Settings
 from service.store.base import RADIO, RELATED
 from service.store.factory import open_store
@@ -92,3 +94,46 @@ def test_the_command_prints_progress_and_a_summary(tiny_build: BuildResult, tmp_
         capture_output=True, text=True, cwd=REPO, timeout=60, check=False,
     )  # fmt: skip
     assert bad.returncode == 1 and "segue precompute:" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("size", "artist_cap", "per_source"), [(250, 10, 250), (60, 1, 30), (5, 3, 50)]
+)
+def test_batched_lists_are_the_lists_computed_row_by_row(
+    tiny_build: BuildResult, size: int, artist_cap: int, per_source: int
+) -> None:
+    """compute_lists ranks many rows at once; every list, score for score, is the one the
+    service computes for that row alone, whatever the batch holds."""
+    loaded = load(tiny_build.path, verify_checksums=False, candidates_per_source=50,
+                  search_k=None)  # fmt: skip
+    config = dataclasses.replace(
+        DEFAULTS.precompute_config(), radio_size=size, radio_artist_cap=artist_cap,
+        radio_candidates_per_source=per_source,
+    )  # fmt: skip
+    shape = {"size": size, "artist_cap": artist_cap, "per_source": per_source}
+    try:
+        tracks, artists = loaded.bundle.tracks, loaded.bundle.artists
+        # more than one batch, not from row 0, in no particular order
+        rows = [*range(7, 7 + BATCH_ROWS + 30), len(tracks) - 1, 3]
+        got = compute_lists(loaded, kind=RADIO, rows=rows, config=config)
+        want = [
+            (tracks.id_of(r), ranked(loaded, compute_radio(loaded, row=r, **shape))) for r in rows
+        ]
+        assert [g[0] for g in got] == [w[0] for w in want]
+        for (key, g), (_, w) in zip(got, want, strict=True):
+            assert g == w, key  # ids, rows and float scores equal, not approximately
+        one_by_one = [
+            compute_lists(loaded, kind=RADIO, rows=[r], config=config)[0] for r in rows[:5]
+        ]
+        assert one_by_one == got[:5]
+
+        rows = list(range(len(artists)))
+        got = compute_lists(loaded, kind=RELATED, rows=rows, config=config)
+        want = [
+            (artists.id_of(r), ranked(loaded, related_artists(loaded, row=r, limit=RELATED_SIZE),
+                                      entity="artists"))
+            for r in rows
+        ]  # fmt: skip
+        assert got == want
+    finally:
+        loaded.bundle.close()

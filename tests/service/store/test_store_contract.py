@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -85,6 +86,26 @@ def test_many_lists_in_one_read(store: Store) -> None:
     assert got["t4"].ids == ["t5", "t6", "t7", "t8", "t9"]
     assert store.get_many(kind=RADIO, version="v1", keys=[]) == {}
     assert store.get_many(kind=RELATED, version="v1", keys=["t4"]) == {}
+
+
+def test_a_read_on_the_event_loop_is_the_read_on_a_thread(store: Store) -> None:
+    store.put_many(kind=RADIO, version="v1", items=lists(30))
+    store.put_many(kind=RELATED, version="v1", items=lists(2, prefix="a"))
+
+    async def read_all() -> list[Ranked | None]:
+        reads = [store.get_async(kind=RADIO, version="v1", key=f"t{i}") for i in range(31)]
+        reads.append(store.get_async(kind=RELATED, version="v1", key="a1"))
+        return await asyncio.gather(*reads)  # concurrently, on one loop
+
+    got = asyncio.run(read_all())
+    assert got[:30] == [store.get(kind=RADIO, version="v1", key=f"t{i}") for i in range(30)]
+    assert got[30] is None and got[31] == store.get(kind=RELATED, version="v1", key="a1")
+    assert got[31] is not None and got[0] is not None
+    with pytest.raises(ValueError, match="unknown list kind"):
+        asyncio.run(store.get_async(kind="nope", version="v1", key="t0"))
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(store.get_async(kind=RADIO, version="v1", key="t0"))
 
 
 def test_versions_and_kinds_never_mix(store: Store) -> None:
