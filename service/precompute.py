@@ -186,3 +186,25 @@ def _lists(
             # the size the service reads back from the store (neighbours.related)
             items = related_artists(loaded, row=row, limit=RELATED_SIZE)
             yield ents.id_of(row), ranked(loaded, items, entity="artists")
+
+
+def load_for_precompute(path: Path, config: PrecomputeConfig) -> LoadedBundle:
+    """The bundle as a precompute worker maps it (no checksums: the build verified them)."""
+    return load(
+        path, verify_checksums=False, candidates_per_source=config.candidates_per_source,
+        search_k=config.search_k,
+    )  # fmt: skip
+
+
+def compute_lists(
+    loaded: LoadedBundle, *, kind: str, rows: range, config: PrecomputeConfig
+) -> list[tuple[str, Ranked]]:
+    """The lists of `rows` of one kind, as `segue precompute` computes them: the entry point of
+    the other engines (indexes/spark/precompute.py)."""
+    return list(_lists(loaded, kind=kind, rows=rows, config=config))
+
+
+def chunk_rows(kind: str, chunk: int, *, counts: dict[str, int], config: PrecomputeConfig) -> range:
+    """The rows of chunk `chunk` of a kind."""
+    lo = chunk * config.chunk_size
+    return range(lo, lo + _chunk_len(kind, chunk, counts, config))
