@@ -63,6 +63,7 @@ class SparkAlsModel:
             alpha=self.alpha, userCol="user", itemCol="track", ratingCol="rating", seed=seed,
             numUserBlocks=_blocks(spark), numItemBlocks=_blocks(spark),
         )  # fmt: skip
+        _checkpoints(spark)
         model = als.fit(ratings)
         tracks, _ = collect_vectors(
             model.itemFactors, id_col="id", vec_col="features", n=data.items.n_tracks,
@@ -135,6 +136,23 @@ class SparkWord2VecModel:
         )
         log(f"  word2vec (Spark ML): {int(mask.sum())} tokens, window {window}")
         return word2vec_vectors(data, tracks, mask, min_plays=self.min_plays)
+
+
+def _checkpoints(spark) -> None:  # type: ignore[no-untyped-def]
+    """ALS checkpoints its factors every 10 iterations where there is a checkpoint directory;
+    without one the lineage of 15 iterations grows until serialising a task overflows the
+    stack. A cluster sets its own (spark.checkpoint.dir, on storage every executor reaches); a
+    local run gets a temporary one."""
+    sc = spark.sparkContext
+    if sc.getCheckpointDir() is not None:
+        return
+    configured = sc.getConf().get("spark.checkpoint.dir")
+    if configured:
+        sc.setCheckpointDir(configured)
+    elif sc.master.startswith("local"):
+        import tempfile
+
+        sc.setCheckpointDir(tempfile.mkdtemp(prefix="segue-spark-checkpoints-"))
 
 
 def _blocks(spark) -> int:  # type: ignore[no-untyped-def]
