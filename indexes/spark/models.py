@@ -111,7 +111,8 @@ class SparkWord2VecModel:
         plays = frames_of(spark, data).plays
         # ordered sequences in listening order; unordered ones (a user's tracks) shuffled, as
         # the local model does, with a window spanning the whole list (item2vec)
-        key = F.col("pos") if seqs.ordered else F.rand(seed)
+        # (a seeded hash, not rand(): Spark refuses a non-deterministic aggregate argument)
+        key = F.col("pos") if seqs.ordered else F.xxhash64("seq", "pos", F.lit(seed))
         sentences = (
             plays.groupBy("seq")
             .agg(F.sort_array(F.collect_list(F.struct(key.alias("k"), "track"))).alias("s"))
