@@ -9,6 +9,8 @@ import numpy as np
 from indexes.bundle import open_bundle, verify
 from indexes.datasets.shape import Dataset
 from indexes.pipeline import BuildResult
+from indexes.spark.engine import SparkEngine
+from tests.indexes.spark.conftest import SMALL
 
 
 def test_the_spark_bundle_verifies_and_has_the_local_bundles_shape(
@@ -72,3 +74,30 @@ def test_als_and_word2vec_are_comparable_to_the_local_ones(
         chance = 1 / len(set(np.asarray(small_data.truth["track_genre"]).tolist()))
         assert spark > 2 * chance, (model, spark, local, chance)
         assert spark > local - 0.15, (model, spark, local)
+
+
+def test_unordered_data_user_track_lists(spark_engine: SparkEngine, small_data: Dataset) -> None:
+    """Sources without sessions (a user's tracks, HetRec): word2vec trains on each list in a
+    seeded shuffle, the signals are co-occurrence (cosine and counts over listeners) and
+    popularity only, equal to the local engine's."""
+    from dataclasses import replace
+
+    from indexes.config import SignalConfig
+    from indexes.signals import compute_signals
+
+    data = replace(small_data, sequences=replace(small_data.sequences, ordered=False, times=None))
+    w2v = spark_engine.models(SMALL)[1]
+    vectors = w2v.fit(data, seed=7)
+    vectors.check(data)
+    assert vectors.track_mask.sum() > 0.5 * data.items.n_tracks
+    got = spark_engine.signals(data, config=SignalConfig(top_n=20), as_of=None)
+    want = compute_signals(data, config=SignalConfig(top_n=20))
+    for entity in ("tracks", "artists"):
+        g, w = got.entities[entity], want.entities[entity]
+        assert g.tables.keys() == w.tables.keys() == {"cooc", "cooc_count"}
+        assert g.popularity.keys() == w.popularity.keys() == {"popularity"}
+        for name, table in w.tables.items():
+            np.testing.assert_array_equal(g.tables[name].indptr, table.indptr)
+            np.testing.assert_allclose(
+                np.sort(g.tables[name].scores), np.sort(table.scores), rtol=1e-5
+            )
