@@ -8,9 +8,14 @@
 # Behind a TLS-intercepting proxy, pass its CA bundle as the optional secret `pip-cert`
 # (--secret id=pip-cert,src=/etc/ssl/certs/ca-certificates.crt); without it pip uses the
 # image's own CAs.
+#
+# EXTRAS: optional dependency groups of pyproject.toml, comma-separated. EXTRAS=spark adds
+# pyspark and a Java 17 runtime for `--engine spark` and the Spark operator's pipeline
+# (deploy/overlays/spark); the default image has neither.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS build
+ARG EXTRAS=""
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -22,7 +27,7 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt ./
 RUN --mount=type=secret,id=pip-cert,required=false \
     if [ -s /run/secrets/pip-cert ]; then export PIP_CERT=/run/secrets/pip-cert; fi \
- && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
+ && python3 -c "import tomllib; import os; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; extras = [e for e in os.environ['EXTRAS'].split(',') if e]; print('\n'.join(p['dependencies'] + [r for e in extras for r in p['optional-dependencies'][e]]))" > requirements.txt \
  && /opt/segue/bin/pip install -c constraints.txt -r requirements.txt
 # then the code
 COPY README.md ./
@@ -34,10 +39,13 @@ RUN --mount=type=secret,id=pip-cert,required=false \
  && /opt/segue/bin/python -m compileall -q /opt/segue/lib
 
 FROM ${BASE_IMAGE} AS runtime
+ARG EXTRAS=""
 ENV DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libstdc++6 libgomp1 \
+RUN java="" \
+ && case ",${EXTRAS}," in *,spark,*) java="openjdk-17-jre-headless procps" ;; esac \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends libstdc++6 libgomp1 ${java} \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 segue \
  && useradd --uid 10001 --gid segue --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin segue \

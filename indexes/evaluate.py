@@ -25,7 +25,7 @@ from indexes.bundle import open_bundle
 from indexes.datasets.shape import Dataset
 from indexes.ensemble import Scorer
 from indexes.ensemble_fit import sample_seeds
-from indexes.pipeline import BuildConfig, build_bundle
+from indexes.pipeline import BuildConfig, Engine, build_bundle
 from indexes.progress import Ticker, log, stage
 from indexes.splits import Split, evaluation_split
 
@@ -39,7 +39,9 @@ class EvalConfig:
     by_users: bool = False  # always split users (`--split users`), even with session times
 
 
-def evaluate(data: Dataset, *, build: BuildConfig, config: EvalConfig) -> dict[str, Any]:
+def evaluate(
+    data: Dataset, *, build: BuildConfig, config: EvalConfig, engine: Engine | None = None
+) -> dict[str, Any]:
     timings: dict[str, float] = {}
     with stage("evaluation split", timings):
         split = evaluation_split(
@@ -53,7 +55,7 @@ def evaluate(data: Dataset, *, build: BuildConfig, config: EvalConfig) -> dict[s
         "entities": {},
     }
     with tempfile.TemporaryDirectory(prefix="segue-eval-") as tmp:
-        built = build_bundle(split.train, out=Path(tmp), config=build, publish=False)
+        built = build_bundle(split.train, out=Path(tmp), config=build, publish=False, engine=engine)
         results["ensemble_weights"] = built.manifest["ensemble"]
         with open_bundle(built.path, verify_checksums=False) as bundle:
             for entity in ("tracks", "artists"):

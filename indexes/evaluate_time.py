@@ -32,7 +32,7 @@ from scipy import sparse
 from indexes.bundle import open_bundle
 from indexes.datasets.shape import Dataset, following
 from indexes.ensemble import ENSEMBLE, Scorer, capped_positions, top_rows
-from indexes.pipeline import BuildConfig, build_bundle
+from indexes.pipeline import BuildConfig, Engine, build_bundle
 from indexes.progress import Ticker, log, stage
 from indexes.signals import DAY, session_baskets
 from indexes.splits import (
@@ -72,7 +72,9 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def evaluate_time(data: Dataset, *, build: BuildConfig, config: TimeEvalConfig) -> dict[str, Any]:
+def evaluate_time(
+    data: Dataset, *, build: BuildConfig, config: TimeEvalConfig, engine: Engine | None = None
+) -> dict[str, Any]:
     first, test_from, last = _test_window(data, config=config)
     timings: dict[str, float] = {}
     with stage("time split", timings):
@@ -94,7 +96,7 @@ def evaluate_time(data: Dataset, *, build: BuildConfig, config: TimeEvalConfig) 
         "ks": list(config.ks),
     }
     with tempfile.TemporaryDirectory(prefix="segue-eval-") as tmp:
-        built = build_bundle(train, out=Path(tmp), config=build, publish=False)
+        built = build_bundle(train, out=Path(tmp), config=build, publish=False, engine=engine)
         results["split"]["validation"] = built.manifest["ensemble"]["tracks"].get("validation")
         results["ensemble_weights"] = built.manifest["ensemble"]
         results["time"] = built.manifest.get("time")

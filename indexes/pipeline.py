@@ -7,7 +7,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from indexes.bundle.layout import (
     UserVectorsEntry,
 )
 from indexes.bundle.neighbours import Neighbours
-from indexes.config import BuildConfig
+from indexes.config import BuildConfig, SignalConfig
 from indexes.datasets.shape import Dataset
 from indexes.ensemble import default_weights
 from indexes.ensemble_fit import fit_next_weights, fit_weights
@@ -43,6 +43,32 @@ from indexes.splits import (
     time_splittable,
     validation_split,
 )
+
+
+class Engine(Protocol):
+    """Where the models are trained and the signals computed: `LocalEngine` (this process) or
+    `indexes.spark.engine.SparkEngine` (a Spark cluster). Either way the vectors and tables come
+    back to this process, which writes the bundle."""
+
+    @property
+    def name(self) -> str: ...
+
+    def models(self, config: BuildConfig) -> list[VectorModel]: ...
+
+    def signals(self, data: Dataset, *, config: SignalConfig, as_of: float | None) -> Signals: ...
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """implicit, gensim, scikit-learn and numpy in this process."""
+
+    name: str = "local"
+
+    def models(self, config: BuildConfig) -> list[VectorModel]:
+        return default_models(dims=config.dims, threads=config.threads)
+
+    def signals(self, data: Dataset, *, config: SignalConfig, as_of: float | None) -> Signals:
+        return compute_signals(data, config=config, as_of=as_of)
 
 
 @dataclass
@@ -62,6 +88,7 @@ def build_bundle(
     publish: bool = True,
     make_current: bool = True,
     signing_key: bytes | None = None,
+    engine: Engine | None = None,
 ) -> BuildResult:
     """Trains every model on `data`, writes a bundle and (by default) publishes it under `out`:
     `publish` moves it from staging to `out/<version>`, `make_current` also points
@@ -72,23 +99,28 @@ def build_bundle(
     The ensemble weights are chosen first on held-out data: with per-play times, a bundle of
     everything before the last `validation_days` is built and the weights are fitted on what
     was played next inside that window; without times, on the baskets of held-out users. Then
-    every model and signal is refit on all of `data`, with those weights."""
+    every model and signal is refit on all of `data`, with those weights. `engine`: where the
+    models and signals are computed (default: `LocalEngine`)."""
     config = config or BuildConfig()
+    if engine is None:
+        engine = LocalEngine()
     if models is None:
-        models = default_models(dims=config.dims, threads=config.threads)
+        models = engine.models(config)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     with stage("choose the validation data", timings):
         plan = _validation_plan(data, config)
         log(f"  {plan.description}")
-    ensemble = _fitted_weights(plan, out=out, config=config, models=models, timings=timings)
+    ensemble = _fitted_weights(
+        plan, out=out, config=config, models=models, engine=engine, timings=timings
+    )
     version = fmt.new_version(seed_text=data.name)
     staging = fmt.staging_dir(out, version)
     manifest = _write_bundle(
-        data, staging=staging, version=version, config=config, models=models, ensemble=ensemble,
-        timings=timings, tune=True, as_of=config.as_of, validation=plan.description,
-        signing_key=signing_key,
+        data, staging=staging, version=version, config=config, models=models, engine=engine,
+        ensemble=ensemble, timings=timings, tune=True, as_of=config.as_of,
+        validation=plan.description, signing_key=signing_key,
     )  # fmt: skip
     path = _verify_and_publish(
         staging, out=out, version=version, config=config, publish=publish,
@@ -104,6 +136,7 @@ def _fitted_weights(
     out: Path,
     config: BuildConfig,
     models: list[VectorModel],
+    engine: Engine,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """The ensemble weights of each entity, fitted on a bundle of `plan.train` (written beside
@@ -113,7 +146,7 @@ def _fitted_weights(
         staging = fmt.staging_dir(out, version)
         _write_bundle(
             plan.train, staging=staging, version=version, config=config, models=models,
-            ensemble=None, timings=None, tune=False, as_of=plan.as_of,
+            engine=engine, ensemble=None, timings=None, tune=False, as_of=plan.as_of,
         )  # fmt: skip
     with stage("fit ensemble weights", timings):
         ensemble: dict[str, Any] = {}
@@ -238,6 +271,7 @@ def _write_bundle(
     version: str,
     config: BuildConfig,
     models: list[VectorModel],
+    engine: Engine,
     ensemble: dict[str, Any] | None,
     timings: dict[str, float] | None,
     tune: bool,
@@ -251,7 +285,7 @@ def _write_bundle(
     keeps Annoy's default and fewer trees."""
     vectors = _train(data, models=models, config=config, timings=timings)
     with stage("signals", timings):
-        signals = compute_signals(data, config=config.signals, as_of=as_of)
+        signals = engine.signals(data, config=config.signals, as_of=as_of)
     writer = fmt.BundleWriter(staging)
     written = _write_files(
         writer, data, models=models, vectors=vectors, signals=signals, config=config, tune=tune,
@@ -261,7 +295,7 @@ def _write_bundle(
         ensemble = _placeholder_weights(written.indexes, signals)
     manifest = _manifest(
         data, version=version, config=config, models=models, validation=validation,
-        signals=signals, written=written, ensemble=ensemble, timings=timings,
+        signals=signals, written=written, ensemble=ensemble, timings=timings, engine=engine.name,
     )  # fmt: skip
     return writer.write_manifest(manifest, signing_key=signing_key)
 
@@ -277,6 +311,7 @@ def _manifest(
     written: _Written,
     ensemble: dict[str, Any],
     timings: dict[str, float] | None,
+    engine: str,
 ) -> Manifest:
     """The manifest of a bundle whose files are written (but for the manifest's `files`)."""
     return Manifest(
@@ -287,7 +322,7 @@ def _manifest(
         time=_time_entry(signals, config),
         training=Training(
             validation=validation,
-            config=asdict(config),
+            config={**asdict(config), "engine": engine},
             models=[{"name": m.name, **_params(m)} for m in models],
         ),
         entities={

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from indexes.bundle.layout import Manifest
     from indexes.config import BuildConfig
     from indexes.datasets.shape import Dataset
+    from indexes.spark.engine import SparkEngine
     from service.store.base import Store
 
 DEFAULT_DATASET = "synthetic:5000"
@@ -174,6 +175,13 @@ def _add_precompute(commands: Commands) -> None:
         ("--max-chunks", run.max_chunks, "stop after this many chunks (a partial run)"),
     ):
         p.add_argument(flag, type=int, default=default, help=text)
+    _engine_options(p, "local: --processes worker processes here; spark: the chunks as Spark "
+                    "tasks, each Python worker maps the bundle once and writes its lists")  # fmt: skip
+    p.add_argument(
+        "--ship-bundle", action="store_true",
+        help="--engine spark: send the bundle to the executors with SparkFiles (default: they "
+        "read it at the same path, a shared volume)",
+    )  # fmt: skip
     p.set_defaults(func=_precompute)
 
 
@@ -266,6 +274,22 @@ def _build_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--session-gap-minutes", type=float, default=_plays_at_session_gap(),
         help="plays-at data: a gap longer than this starts a new session (default %(default)s)",
+    )  # fmt: skip
+    _engine_options(p, "local: implicit, gensim and numpy in this process; spark: ALS, "
+                    "word2vec and the signals as Spark jobs (pip install 'segue[spark]')")  # fmt: skip
+
+
+def _engine_options(p: argparse.ArgumentParser, text: str) -> None:
+    """--engine and --spark-master (the Spark settings come from SEGUE_SPARK_*)."""
+    p.add_argument(
+        "--engine", choices=("local", "spark"), default="local",
+        help=f"{text} (default %(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--spark-master", default=None,
+        help="--engine spark: the Spark master, e.g. local[2], spark://HOST:7077, "
+        f"k8s://https://HOST (default: spark-submit's, else SEGUE_SPARK_MASTER, "
+        f"{Settings.model_fields['spark_master'].default})",
     )  # fmt: skip
 
 
@@ -390,7 +414,19 @@ def _precompute(args: argparse.Namespace) -> int:
         print(f"segue precompute: {e}", file=sys.stderr)
         return 1
     try:
-        report = precompute(bundles=settings.bundles, store=store, config=config)
+        if args.engine == "spark":
+            from indexes.spark.precompute import spark_precompute
+
+            engine = _spark_engine(args, settings)
+            try:
+                report = spark_precompute(
+                    engine.session, bundles=settings.bundles, store=store, settings=settings,
+                    config=config, ship_bundle=args.ship_bundle,
+                )  # fmt: skip
+            finally:
+                engine.stop()
+        else:
+            report = precompute(bundles=settings.bundles, store=store, config=config)
     except (BundleError, StoreUnavailable) as e:
         print(
             f"segue precompute: {e} (finished chunks are kept; run it again to resume)",
@@ -500,6 +536,25 @@ def _load(spec: str, *, seed: int, session_gap_minutes: float) -> Dataset | None
     return data
 
 
+def _engine(args: argparse.Namespace) -> SparkEngine | None:
+    """The engine of --engine (None: the local one)."""
+    if args.engine == "local":
+        return None
+    settings = _settings(args, args.command, ())
+    if settings is None:
+        raise SystemExit(2)
+    return _spark_engine(args, settings)
+
+
+def _spark_engine(args: argparse.Namespace, settings: Settings) -> SparkEngine:
+    from indexes.spark.engine import SparkEngine  # pyspark: only for --engine spark
+
+    return SparkEngine(
+        master=args.spark_master, default_master=settings.spark_master,
+        conf=settings.spark_conf, word2vec_partitions=settings.spark_word2vec_partitions,
+    )  # fmt: skip
+
+
 def _build(args: argparse.Namespace) -> int:
     from indexes.bundle.layout import Manifest
     from indexes.pipeline import build_bundle
@@ -511,9 +566,15 @@ def _build(args: argparse.Namespace) -> int:
     data = _load(args.dataset, seed=args.seed, session_gap_minutes=args.session_gap_minutes)
     if data is None:
         return 2
-    result = build_bundle(
-        data, out=args.out, config=config, make_current=not args.no_current, signing_key=key
-    )
+    engine = _engine(args)
+    try:
+        result = build_bundle(
+            data, out=args.out, config=config, make_current=not args.no_current,
+            signing_key=key, engine=engine,
+        )  # fmt: skip
+    finally:
+        if engine is not None:
+            engine.stop()
     if args.version_file is not None:
         args.version_file.write_text(result.version + "\n")
     print(_describe(result.path, Manifest.from_json(result.manifest)))
@@ -637,14 +698,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     split = args.split
     if split == "auto":
         split = "time" if time_splittable(data) else "users"
+    engine = _engine(args)
     try:
         if split == "time":
-            results, table = _evaluate_time(data, build=build, args=args, test_from=test_from)
+            results, table = _evaluate_time(
+                data, build=build, args=args, test_from=test_from, engine=engine
+            )
         else:
-            results, table = _evaluate_users(data, build=build, args=args)
+            results, table = _evaluate_users(data, build=build, args=args, engine=engine)
     except ValueError as e:
         print(f"segue: {e}", file=sys.stderr)
         return 2
+    finally:
+        if engine is not None:
+            engine.stop()
     print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -653,24 +720,29 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_time(
-    data: Dataset, *, build: BuildConfig, args: argparse.Namespace, test_from: float | None
+    data: Dataset,
+    *,
+    build: BuildConfig,
+    args: argparse.Namespace,
+    test_from: float | None,
+    engine: SparkEngine | None,
 ) -> tuple[dict[str, Any], str]:
     from indexes.evaluate_time import TimeEvalConfig, evaluate_time, format_time_table
 
     config = TimeEvalConfig(
         test_from=test_from, test_weeks=args.test_weeks, max_pairs=args.max_pairs, seed=args.seed
     )
-    results = evaluate_time(data, build=build, config=config)
+    results = evaluate_time(data, build=build, config=config, engine=engine)
     return results, format_time_table(results)
 
 
 def _evaluate_users(
-    data: Dataset, *, build: BuildConfig, args: argparse.Namespace
+    data: Dataset, *, build: BuildConfig, args: argparse.Namespace, engine: SparkEngine | None
 ) -> tuple[dict[str, Any], str]:
     from indexes.evaluate import EvalConfig, evaluate, format_table
 
     config = EvalConfig(k=args.k, test_fraction=args.test_fraction, by_users=True)
-    results = evaluate(data, build=build, config=config)
+    results = evaluate(data, build=build, config=config, engine=engine)
     return results, format_table(results)
 
 

@@ -142,11 +142,7 @@ _worker: tuple[LoadedBundle, PrecomputeConfig] | None = None
 
 def _init_worker(path: Path, config: PrecomputeConfig) -> None:
     global _worker
-    loaded = load(
-        path, verify_checksums=False, candidates_per_source=config.candidates_per_source,
-        search_k=config.search_k,
-    )  # fmt: skip
-    _worker = (loaded, config)
+    _worker = (load_for_precompute(path, config), config)
 
 
 def _compute_chunk(task: tuple[str, int]) -> tuple[str, int, list[tuple[str, Ranked]]]:
@@ -191,3 +187,17 @@ def compute_lists(
             a, b = bounds[i], bounds[i + 1]
             out.append((ents.id_of(row), Ranked(ids=ids[a:b], scores=scores[a:b], rows=items[a:b])))
     return out
+
+
+def load_for_precompute(path: Path, config: PrecomputeConfig) -> LoadedBundle:
+    """The bundle as a precompute worker maps it (no checksums: the build verified them)."""
+    return load(
+        path, verify_checksums=False, candidates_per_source=config.candidates_per_source,
+        search_k=config.search_k,
+    )  # fmt: skip
+
+
+def chunk_rows(kind: str, chunk: int, *, counts: dict[str, int], config: PrecomputeConfig) -> range:
+    """The rows of chunk `chunk` of a kind."""
+    lo = chunk * config.chunk_size
+    return range(lo, lo + _chunk_len(kind, chunk, counts, config))

@@ -184,6 +184,20 @@ class Settings(BaseSettings):
         key = self.bundle_signing_key
         return key.get_secret_value().encode() if key and key.get_secret_value() else None
 
+    # -- the Spark engine of `segue build/precompute --engine spark` -------------------------
+    spark_master: str = Field(
+        "local[2]",
+        description="Spark master when not started by spark-submit: local[N], spark://, k8s://",
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description='Spark settings as JSON, e.g. {"spark.driver.memory": "8g"}',
+    )
+    spark_word2vec_partitions: int = Field(
+        1, ge=1, le=10_000,
+        description="Spark ML Word2Vec numPartitions: >1 is faster and further from gensim",
+    )  # fmt: skip
+
     @classmethod
     def defaults(cls) -> Settings:
         """Every setting at its declared default, whatever the environment holds."""

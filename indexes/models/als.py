@@ -58,22 +58,24 @@ class AlsModel:
                 dtype=np.float32,
             )
             model.fit(confidence, show_progress=False)
-        tracks = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-        listeners = np.diff(sparse.csc_matrix(plays).indptr)
-        played = listeners > 0
-        # artists from every played track (an artist of many small tracks still gets a vector)
-        artists, artist_mask = artists_from_tracks(
-            data, tracks, played, weights=np.log1p(listeners).astype(np.float32)
-        )
-        track_mask = listeners >= max(1, self.min_listeners)
-        tracks[~track_mask] = 0.0
-        return Vectors(
-            tracks=tracks,
-            track_mask=track_mask,
-            artists=artists,
-            artist_mask=artist_mask,
+        return als_vectors(
+            data,
+            np.ascontiguousarray(model.item_factors, dtype=np.float32),
+            min_listeners=self.min_listeners,
             user_encoder=self._user_encoder(model),
         )
+
+    def user_encoder(self, item_factors: np.ndarray) -> Callable[[sparse.csr_matrix], np.ndarray]:
+        """The user encoder of item factors fitted elsewhere (the Spark engine's ALS): the same
+        half step, with this model's regularization."""
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        model = AlternatingLeastSquares(
+            factors=self.factors, regularization=self.regularization, alpha=1.0,
+            dtype=np.float32,
+        )  # fmt: skip
+        model.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        return self._user_encoder(model)
 
     def _user_encoder(self, model: Any) -> Callable[[sparse.csr_matrix], np.ndarray]:
         from threadpoolctl import threadpool_limits
@@ -94,3 +96,31 @@ class AlsModel:
             confidence.data = np.log1p(confidence.data)
         confidence.data *= self.alpha
         return confidence
+
+
+def als_vectors(
+    data: Dataset,
+    tracks: np.ndarray,
+    *,
+    min_listeners: int,
+    user_encoder: Callable[[sparse.csr_matrix], np.ndarray] | None,
+) -> Vectors:
+    """The Vectors of ALS track factors (`tracks`, one row per catalogue track; changed in
+    place): artists from every played track, then the tracks with fewer than `min_listeners`
+    listeners lose their vector."""
+    plays = sparse.csr_matrix(data.interactions, dtype=np.float32)
+    listeners = np.diff(sparse.csc_matrix(plays).indptr)
+    played = listeners > 0
+    # artists from every played track (an artist of many small tracks still gets a vector)
+    artists, artist_mask = artists_from_tracks(
+        data, tracks, played, weights=np.log1p(listeners).astype(np.float32)
+    )
+    track_mask = listeners >= max(1, min_listeners)
+    tracks[~track_mask] = 0.0
+    return Vectors(
+        tracks=tracks,
+        track_mask=track_mask,
+        artists=artists,
+        artist_mask=artist_mask,
+        user_encoder=user_encoder,
+    )

@@ -67,13 +67,7 @@ class Word2VecModel:
         keys = np.asarray([int(k) for k in wv.index_to_key], dtype=np.int64)
         tracks[keys] = wv.vectors.astype(np.float32)
         mask[keys] = True
-        mask &= np.abs(tracks).sum(axis=1) > 0
-        plays = np.bincount(seqs.items, minlength=n_tracks).astype(np.float32)
-        # artists from every track with a vector; then the tracks played too rarely lose theirs
-        artists, artist_mask = artists_from_tracks(data, tracks, mask, weights=np.log1p(plays))
-        mask &= plays >= max(1, self.min_plays)
-        tracks[~mask] = 0.0
-        return Vectors(tracks=tracks, track_mask=mask, artists=artists, artist_mask=artist_mask)
+        return word2vec_vectors(data, tracks, mask, min_plays=self.min_plays)
 
     def _train(self, corpus: str, data: Dataset, *, seed: int) -> Any:
         """gensim's keyed vectors of the corpus file (one token per track row)."""
@@ -108,6 +102,21 @@ class Word2VecModel:
             artists=np.zeros((n_a, d), dtype=np.float32),
             artist_mask=np.zeros(n_a, dtype=bool),
         )
+
+
+def word2vec_vectors(
+    data: Dataset, tracks: np.ndarray, mask: np.ndarray, *, min_plays: int
+) -> Vectors:
+    """The Vectors of word2vec track vectors (`tracks`, one row per catalogue track, `mask`:
+    the rows trained; both changed in place): artists from every track with a vector, then the
+    tracks played fewer than `min_plays` times lose theirs."""
+    mask &= np.abs(tracks).sum(axis=1) > 0
+    plays = np.bincount(data.sequences.items, minlength=data.items.n_tracks).astype(np.float32)
+    # artists from every track with a vector; then the tracks played too rarely lose theirs
+    artists, artist_mask = artists_from_tracks(data, tracks, mask, weights=np.log1p(plays))
+    mask &= plays >= max(1, min_plays)
+    tracks[~mask] = 0.0
+    return Vectors(tracks=tracks, track_mask=mask, artists=artists, artist_mask=artist_mask)
 
 
 def _epoch_log(epochs: int) -> Any:

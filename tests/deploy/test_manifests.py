@@ -200,3 +200,44 @@ def test_the_pipeline_cronjobs_own_script_builds_precomputes_and_publishes(tmp_p
     finally:
         store.close()
         bundle.close()
+
+
+def test_the_spark_overlay_runs_the_pipeline_as_a_spark_application() -> None:
+    """deploy/overlays/spark: prod with the pipeline as the Spark operator's scheduled
+    application instead of the CronJob; its main file is the one in the package, its arguments
+    are what that file reads, the driver's account may create executor pods."""
+    docs = render("spark")
+    kinds = {d["kind"] for d in docs}
+    assert "CronJob" not in kinds and "ScheduledSparkApplication" in kinds
+    for d in docs:
+        if d["kind"] not in CRDS | {"ScheduledSparkApplication"}:
+            kubernetes_validate.validate(d, K8S_VERSION, strict=True)
+    assert {d["metadata"].get("namespace") for d in docs} == {"segue"}
+    app = next(d for d in docs if d["kind"] == "ScheduledSparkApplication")
+    assert app["apiVersion"] == "sparkoperator.k8s.io/v1beta2"
+    t = app["spec"]["template"]
+    assert t["type"] == "Python" and t["mode"] == "cluster"
+    assert t["image"] == "segue:spark"
+    main = t["mainApplicationFile"].removeprefix("local:///opt/segue/lib/python3.11/site-packages/")
+    assert (REPO / main).is_file(), main
+    args = t["arguments"]
+    assert args[args.index("--dataset") + 1] and args[args.index("--bundles") + 1] == "/bundles"
+    assert t["sparkVersion"] == _pinned("pyspark")  # the image's pyspark
+    for role in ("driver", "executor"):
+        mounts = {m["name"]: m["mountPath"] for m in t[role]["volumeMounts"]}
+        assert mounts["bundles"] == "/bundles"  # the executors map the bundle from it
+        assert t[role]["envFrom"][0]["configMapRef"]["name"] == "segue-settings"
+    assert t["driver"]["serviceAccount"] == "segue-spark"
+    pvc = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert "ReadWriteMany" in pvc["spec"]["accessModes"]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding")
+    assert binding["subjects"][0]["name"] == "segue-spark"
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert any("pods" in r["resources"] and "create" in r["verbs"] for r in role["rules"])
+
+
+def _pinned(package: str) -> str:
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line.lower().startswith(f"{package}=="):
+            return line.split("==", 1)[1]
+    raise AssertionError(f"{package} is not pinned in constraints.txt")
