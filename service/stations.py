@@ -39,17 +39,32 @@ class StationBusy(errors.Busy):
 
 
 class NotPlayed(errors.BadParameter):
-    """Feedback on a track the station has not served (among the last it remembers): 422. Only
-    what a station delivered can be rated, so no one puts events on tracks it never played
-    into the event log that `segue events export` hands to the next build."""
+    """Feedback on a track the station has neither served (among the last it remembers) nor,
+    for a thumbs up or down, queued: 422. Only what a station chose can be rated, so no one puts
+    events on tracks it never offered into the event log that `segue events export` hands to the
+    next build."""
 
     def __init__(self, station_id: str, track: str) -> None:
         super().__init__(
             "track_id",
             f"station {station_id!r} has not played track {track!r} (feedback is for the "
-            "tracks it served, the last SEGUE_STATION_HISTORY of them)",
+            "tracks it served, the last SEGUE_STATION_HISTORY of them; a thumbs up or down also "
+            "for the tracks it has queued)",
             where="body", kind="not_played",
         )  # fmt: skip
+
+
+# a listener may rate what the station shows it is coming (the console's "Up next"); a skip or
+# a completed play is only of a track it served
+RATINGS = frozenset({"thumbs_up", "thumbs_down"})
+
+
+def rateable(station: Station, *, kind: str, track: str) -> bool:
+    """Whether feedback of `kind` on `track` is the station's to take: any kind on a track it
+    served (among the last it remembers), a thumbs up or down also on a track it has queued."""
+    if track in station.played:
+        return True
+    return kind in RATINGS and any(q.track == track for q in station.queue)
 
 
 class BundleCatalogue:
@@ -308,7 +323,7 @@ def feedback(
     (idempotent by event id), in case the first call failed after its write."""
 
     def apply(station: Station, catalogue: BundleCatalogue) -> bool:
-        if event_id not in station.events and track not in station.played:
+        if event_id not in station.events and not rateable(station, kind=kind, track=track):
             raise NotPlayed(station.id, track)
         return radio.apply(station, event_id=event_id, kind=kind, track=track,
                            catalogue=catalogue, rules=config.rules)  # fmt: skip

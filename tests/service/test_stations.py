@@ -14,7 +14,7 @@ from indexes.pipeline import BuildResult
 from service import stations
 from service.bundle_holder import LoadedBundle, load
 from service.list_cache import ListCache
-from service.radio import THUMBS_DOWN, THUMBS_UP
+from service.radio import THUMBS_DOWN, THUMBS_UP, Queued, Station
 from service.settings import Settings, StationConfig
 from service.stations import StationBusy, StationNotFound
 from service.store.base import EventRecord, Ranked
@@ -220,3 +220,15 @@ def test_lists_in_the_workers_memory_are_not_read_again(
                                seed=second.seed)  # fmt: skip
     assert again.queue == second.queue
     store.close()
+
+
+def test_what_a_station_takes_feedback_on() -> None:
+    s = Station(id="s", user="u", variant="control", version="v", seed=1, seeds=["t0"],
+                played=["t1"], queue=[Queued("t2", "a2", 1.0)])  # fmt: skip
+    for kind in ("thumbs_up", "thumbs_down", "skip", "completed"):
+        assert stations.rateable(s, kind=kind, track="t1")  # served: any feedback
+        assert not stations.rateable(s, kind=kind, track="t9")  # neither served nor queued
+    assert stations.rateable(s, kind="thumbs_down", track="t2")  # queued: a rating only
+    assert stations.rateable(s, kind="thumbs_up", track="t2")
+    assert not stations.rateable(s, kind="skip", track="t2")
+    assert not stations.rateable(s, kind="completed", track="t2")

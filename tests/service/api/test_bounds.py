@@ -123,8 +123,9 @@ def test_feedback_only_on_tracks_the_station_played(http: httpx.Client) -> None:
     sid = station(http)
     played = [t["id"] for t in http.get(f"/v1/stations/{sid}/tracks?limit=3").json()["items"]]
     never = next(t for t in tracks_of(http, 50) if t not in played)
+    # a skip is of a played track only (a thumbs up or down may also rate a queued one, below)
     r = http.post(f"/v1/stations/{sid}/feedback",
-                  json={"event_id": "f1", "track_id": never, "type": "thumbs_up"})  # fmt: skip
+                  json={"event_id": "f1", "track_id": never, "type": "skip"})  # fmt: skip
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == ["body", "track_id"]
     assert "has not played" in r.json()["detail"][0]["msg"]
@@ -133,6 +134,15 @@ def test_feedback_only_on_tracks_the_station_played(http: httpx.Client) -> None:
     assert ok.status_code == 200 and ok.json()["applied"]
     view = http.get(f"/v1/stations/{sid}").json()
     assert view["liked"] == [played[0]] and view["events"] == {"thumbs_up": 1}
+    upcoming = http.get(f"/v1/stations/{sid}/queue?limit=5").json()["upcoming"]
+    queued = upcoming[-1]["id"]
+    skip = http.post(f"/v1/stations/{sid}/feedback",
+                     json={"event_id": "f3", "track_id": queued, "type": "skip"})  # fmt: skip
+    assert skip.status_code == 422, skip.text
+    down = http.post(f"/v1/stations/{sid}/feedback",
+                     json={"event_id": "f4", "track_id": queued, "type": "thumbs_down"})  # fmt: skip
+    assert down.status_code == 200 and down.json()["applied"], down.text
+    assert queued in http.get(f"/v1/stations/{sid}").json()["thumbed_down"]
 
 
 @pytest.mark.slow
