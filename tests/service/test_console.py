@@ -1,5 +1,5 @@
 """The console (/console) in a real browser: Debian's headless Chromium driven by Playwright,
-against a real `segue serve` (authentication off) on the synthetic test bundle.
+against a real `segue serve` that checks tokens (SEGUE_AUTH=jwt) on the synthetic test bundle.
 
 A person searches, opens a track, starts a station, plays, thumbs a queued track down: it leaves
 the queue, the queue changes, and it never comes back. Screenshots go to
@@ -10,8 +10,6 @@ SEGUE_TEST_BROWSER_REQUIRED=1 (.ci/run sets it once it has installed chromium) i
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -21,25 +19,22 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.conftest import Server
+from indexes.pipeline import BuildResult
+from service.auth import Key, mint
+from tests.service.conftest import Server, start_server, stop_server, wait_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 # no sandbox (CI runs as root), nothing fetched from the network by the browser itself
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip
-# a bearer JWT's shape (the server runs with auth off, so nothing checks its signature): the
-# console reads its `sub` as the listener its stations are for
-TOKEN = (
-    ".".join(
-        base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
-        for part in (
-            {"alg": "HS256", "typ": "JWT"},
-            {"sub": "u0012", "scope": "catalog:read listen"},
-        )
-    )
-    + ".c2lnbmF0dXJl"
-)
+# the server's key, a listener's token (the console reads its `sub` as the listener its
+# stations are for) and an operator's (the ops panel needs admin)
+KEY = Key(kid="console", algorithm="HS256", key=b"console-" + b"k" * 40)
+TOKEN = mint(KEY, subject="u0012", scopes=["catalog:read", "listen"], ttl_seconds=3600,
+             audience="segue", issuer="segue")  # fmt: skip
+ADMIN = mint(KEY, subject="ops", scopes=["admin"], ttl_seconds=3600, audience="segue",
+             issuer="segue")  # fmt: skip
 PHONE = {"width": 390, "height": 844}
 
 
@@ -69,6 +64,22 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def signed_server(
+    served_build: BuildResult, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`segue serve` with authentication on (one HS256 key), its rate limit out of the way."""
+    env = {"SEGUE_AUTH": "jwt", "SEGUE_AUTH_SECRETS": f"{KEY.kid}:{KEY.key.decode()}",
+           "SEGUE_RATE_LIMIT_PER_SECOND": "10000", "SEGUE_RATE_LIMIT_BURST": "10000"}  # fmt: skip
+    s = start_server(root=served_build.path.parent, tmp=tmp_path_factory.mktemp("console"),
+                     env=env)  # fmt: skip
+    try:
+        wait_ready(s)
+        yield s
+    finally:
+        stop_server(s)
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +118,14 @@ def test_the_console_and_its_files_are_served_without_credentials(open_server: S
 
 
 def test_search_track_station_thumbs_down_in_a_browser(
-    open_server: Server, browser: Any, shots: list[Path]
+    signed_server: Server, browser: Any, shots: list[Path]
 ) -> None:
     from playwright.sync_api import expect
 
-    http = httpx.Client(base_url=open_server.url, timeout=10.0)
+    open_server = signed_server
+    http = httpx.Client(
+        base_url=open_server.url, timeout=10.0, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     version = http.get("/readyz").json()["bundle_version"]
     artist = http.get("/v1/artists", params={"limit": 1}).json()["items"][0]  # the most listened
 
@@ -128,10 +142,13 @@ def test_search_track_station_thumbs_down_in_a_browser(
         ),
     )
 
-    # the token seam: saved in the tab, sent on every API call (the server has auth off)
+    # signing in: without a token the API refuses and the page says what to do; the token is
+    # saved in the tab and sent on every API call
     page.goto(f"{open_server.url}/console/")
-    expect(page.locator("#track-results li").first).to_be_visible()  # sent without a token
-    page.get_by_text("Settings").click()
+    expect(page.locator("#error")).to_contain_text("paste an API token")
+    assert all("401" in e for e in errors), errors  # the browser logs the refused call
+    errors.clear()
+    page.get_by_text("Settings", exact=True).click()
     page.get_by_label("API token").fill(TOKEN)
     page.keyboard.press("Tab")  # leaving the field: the listener becomes the token's user
     expect(page.get_by_label("Listener id")).to_have_value("u0012")
@@ -231,8 +248,14 @@ def test_search_track_station_thumbs_down_in_a_browser(
     assert small.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shoot(small, shots, "station-phone")
 
-    # the ops panel: bundle, indexes with their recall, store, workers
+    # the ops panel: a listener's token lacks the scope; an operator's shows bundle, indexes
+    # with their recall, store, workers
     page.goto(f"{open_server.url}/console/#/ops")
+    expect(page.locator("#error")).to_contain_text("lacks a scope")
+    assert all("403" in e for e in errors), errors
+    errors.clear()
+    page.evaluate(f"sessionStorage.setItem('segue.token', '{ADMIN}')")
+    page.reload()
     expect(page.locator("#ops-version")).to_have_text(version)
     expect(page.locator("#ops-store")).to_have_text("ok")
     expect(page.locator("#ops-workers")).to_have_text("2 / 2")
