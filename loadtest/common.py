@@ -71,6 +71,9 @@ class Server:
     def start(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+        # the benchmarks measure the service without authentication unless the caller's
+        # environment sets it (bench_auth.py measures what authentication adds, on and off)
+        env.setdefault("SEGUE_AUTH", "off")
         cmd = [
             sys.executable,
             "-m",
