@@ -41,7 +41,8 @@ RUN --mount=type=secret,id=pip-cert,required=false \
 FROM ${BASE_IMAGE} AS runtime
 ARG EXTRAS=""
 ENV DEBIAN_FRONTEND=noninteractive
-# hadolint ignore=DL3008
+# ${java} is unquoted on purpose: it is empty or two package names (word splitting wanted)
+# hadolint ignore=DL3008,SC2086
 RUN java="" \
  && case ",${EXTRAS}," in *,spark,*) java="openjdk-17-jre-headless procps" ;; esac \
  && apt-get update \
