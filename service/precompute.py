@@ -76,32 +76,62 @@ def list_key(kind: str, *, version: str, config: PrecomputeConfig) -> str:
     )
 
 
-def precompute(*, bundles: Path, store: Store, config: PrecomputeConfig) -> PrecomputeReport:
-    path = resolve_current(bundles)
+@dataclass
+class Plan:
+    """What a precompute run of one bundle has to do: the chunks not done yet (of every engine:
+    the local pool here, Spark in indexes/spark/precompute.py)."""
+
+    path: Path
+    version: str
+    counts: dict[str, int]  # items per kind
+    todo: list[tuple[str, int]]  # (kind, chunk) still to compute, at most config.max_chunks
+    report: PrecomputeReport  # skipped counted, written at 0
+
+
+def plan(*, path: Path, store: Store, config: PrecomputeConfig) -> Plan:
+    """The chunks of each kind of the bundle at `path` (a version directory, resolved once by
+    the caller) that the store has not recorded as done."""
     manifest = read_typed_manifest(path)
     version = manifest.bundle_version
     counts = {RADIO: manifest.entities["tracks"], RELATED: manifest.entities["artists"]}
     report = PrecomputeReport(version=version)
+    todo: list[tuple[str, int]] = []
+    for kind in (RELATED, RADIO):
+        n_chunks = math.ceil(counts[kind] / config.chunk_size)
+        done = store.chunks_done(version=version, task=task_name(kind, config))
+        report.skipped[kind] = sum(
+            _chunk_len(kind, c, counts, config) for c in done if c < n_chunks
+        )
+        report.written[kind] = 0
+        todo += [(kind, c) for c in range(n_chunks) if c not in done]
+        log(
+            f"{kind}: {counts[kind]} items in {n_chunks} chunks of {config.chunk_size}, "
+            f"{len(done)} chunks already done"
+        )
+    if config.max_chunks is not None:
+        todo = todo[: config.max_chunks]
+    return Plan(path=path, version=version, counts=counts, todo=todo, report=report)
+
+
+def finish(plan: Plan, *, start: float) -> PrecomputeReport:
+    """The plan's report, with its time and whether every item is now written."""
+    report = plan.report
+    report.seconds = time.perf_counter() - start
+    report.complete = all(
+        report.written[k] + report.skipped[k] == plan.counts[k] for k in (RADIO, RELATED)
+    )
+    return report
+
+
+def precompute(*, bundles: Path, store: Store, config: PrecomputeConfig) -> PrecomputeReport:
+    path = resolve_current(bundles)
     start = time.perf_counter()
     processes = config.processes or os.cpu_count() or 1
     # the pool forks before the store connects: a Cassandra session must not cross a fork
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(processes, initializer=_init_worker, initargs=(path, config)) as pool:
-        todo: list[tuple[str, int]] = []
-        for kind in (RELATED, RADIO):
-            n_chunks = math.ceil(counts[kind] / config.chunk_size)
-            done = store.chunks_done(version=version, task=task_name(kind, config))
-            report.skipped[kind] = sum(
-                _chunk_len(kind, c, counts, config) for c in done if c < n_chunks
-            )
-            report.written[kind] = 0
-            todo += [(kind, c) for c in range(n_chunks) if c not in done]
-            log(
-                f"{kind}: {counts[kind]} items in {n_chunks} chunks of {config.chunk_size}, "
-                f"{len(done)} chunks already done"
-            )
-        if config.max_chunks is not None:
-            todo = todo[: config.max_chunks]
+        work = plan(path=path, store=store, config=config)
+        version, counts, todo, report = work.version, work.counts, work.todo, work.report
         log(
             f"precompute of bundle {version} into {store.url}: {len(todo)} chunks, {processes} processes"
         )
@@ -126,11 +156,7 @@ def precompute(*, bundles: Path, store: Store, config: PrecomputeConfig) -> Prec
                     f"{done_items}/{total_items} lists ({100 * done_items / max(total_items, 1):.0f}%), "
                     f"{rate:,.0f}/s, about {eta:.0f}s left"
                 )
-    report.seconds = time.perf_counter() - start
-    report.complete = all(
-        report.written[k] + report.skipped[k] == counts[k] for k in (RADIO, RELATED)
-    )
-    return report
+    return finish(work, start=start)
 
 
 def _chunk_len(kind: str, chunk: int, counts: dict[str, int], config: PrecomputeConfig) -> int:

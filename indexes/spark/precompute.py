@@ -8,17 +8,16 @@ its chunk done. A failed or interrupted run resumes where it stopped, chunk by c
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indexes.bundle import read_typed_manifest, resolve_current
+from indexes.bundle import resolve_current
 from indexes.progress import log
 from service.settings import PrecomputeConfig, Settings, StoreOptions
-from service.store.base import RADIO, RELATED, Store
+from service.store.base import Store
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -51,26 +50,12 @@ def spark_precompute(
     config: PrecomputeConfig,
     ship_bundle: bool = False,
 ) -> PrecomputeReport:
-    from service.precompute import PrecomputeReport, _chunk_len, task_name
+    from service.precompute import finish, plan
 
-    path = resolve_current(bundles)
-    manifest = read_typed_manifest(path)
-    version = manifest.bundle_version
-    counts = {RADIO: manifest.entities["tracks"], RELATED: manifest.entities["artists"]}
-    report = PrecomputeReport(version=version)
     start = time.perf_counter()
-    todo: list[tuple[str, int]] = []
-    for kind in (RELATED, RADIO):
-        n_chunks = math.ceil(counts[kind] / config.chunk_size)
-        done = store.chunks_done(version=version, task=task_name(kind, config))
-        report.skipped[kind] = sum(
-            _chunk_len(kind, c, counts, config) for c in done if c < n_chunks
-        )
-        report.written[kind] = 0
-        todo += [(kind, c) for c in range(n_chunks) if c not in done]
-        log(f"{kind}: {counts[kind]} items in {n_chunks} chunks, {len(done)} already done")
-    if config.max_chunks is not None:
-        todo = todo[: config.max_chunks]
+    path = resolve_current(bundles)
+    work = plan(path=path, store=store, config=config)
+    version, counts, todo, report = work.version, work.counts, work.todo, work.report
     sc = spark.sparkContext
     if ship_bundle:
         sc.addFile(str(path), recursive=True)
@@ -87,11 +72,7 @@ def spark_precompute(
     if todo:
         for kind, n in sc.parallelize(todo, slices).mapPartitions(job_runner(job)).collect():
             report.written[kind] += n
-    report.seconds = time.perf_counter() - start
-    report.complete = all(
-        report.written[k] + report.skipped[k] == counts[k] for k in (RADIO, RELATED)
-    )
-    return report
+    return finish(work, start=start)
 
 
 def job_runner(job: _Job):  # type: ignore[no-untyped-def]  # a function Spark pickles
