@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from indexes.ensemble import ENSEMBLE, Scorer
 from service.bundle_holder import LoadedBundle
 from service.list_cache import ListCache, ListKey, RankedRows
@@ -153,13 +155,10 @@ def kept_radio(
     """A radio list read from the store, as rows (and kept in `cache`); None for no list or
     one the bundle cannot hold (computed again)."""
     tracks = loaded.bundle.tracks
-    items = (
-        None if cached is None else stored_items(cached, row_of=tracks.row_of, n_rows=len(tracks))
+    found = (
+        None if cached is None else stored_rows(cached, row_of=tracks.row_of, n_rows=len(tracks))
     )
-    if items is None:
-        return None
-    found = RankedRows.of_items(items)
-    if cache is not None:
+    if found is not None and cache is not None:
         cache.put(key, found)
     return found
 
@@ -278,6 +277,21 @@ def ranked(loaded: LoadedBundle, items: list[Item], *, entity: str = "tracks") -
         scores=[i.score for i in items],
         rows=[i.row for i in items],
     )
+
+
+def stored_rows(
+    cached: Ranked, *, row_of: Callable[[str], int | None], n_rows: int
+) -> RankedRows | None:
+    """The stored list as rows (`stored_items`, without an object per item when the list
+    holds its rows: a cold read of a list is on the request path)."""
+    if cached.rows is None:
+        items = stored_items(cached, row_of=row_of, n_rows=n_rows)
+        return None if items is None else RankedRows.of_items(items)
+    rows = np.asarray(cached.rows, dtype=np.int32)
+    if len(rows) and not (int(rows.min()) >= 0 and int(rows.max()) < n_rows):
+        log.warning("ignoring a stored list with rows outside the bundle's %d", n_rows)
+        return None
+    return RankedRows(rows=rows, scores=np.asarray(cached.scores, dtype=np.float32))
 
 
 def stored_items(

@@ -41,11 +41,31 @@ def cap_per_artist(
     rows = np.asarray(rows)
     if len(rows) == 0:
         return []
-    kept = capped_positions(np.asarray(artist[rows]), cap=cap)[:limit]
+    if limit * 4 < len(rows):
+        # a short cut of a long list (similar tracks from a radio list): a loop that stops at
+        # `limit` does a few dozen steps, where the vectorised cap sorts the whole list
+        kept = _first_capped(np.asarray(artist[rows]).tolist(), cap=cap, limit=limit)
+    else:
+        kept = capped_positions(np.asarray(artist[rows]), cap=cap)[:limit].tolist()
     return [
         Item(row=r, score=s)
         for r, s in zip(rows[kept].tolist(), np.asarray(scores)[kept].tolist(), strict=True)
     ]
+
+
+def _first_capped(artists: list[int], *, cap: int, limit: int) -> list[int]:
+    """The positions `capped_positions(artists, cap=cap)[:limit]` gives, by a loop that stops
+    once `limit` are kept."""
+    seen: dict[int, int] = {}
+    kept: list[int] = []
+    for position, a in enumerate(artists):
+        n = seen.get(a, 0)
+        if n < cap:
+            seen[a] = n + 1
+            kept.append(position)
+            if len(kept) == limit:
+                break
+    return kept
 
 
 def check_model(loaded: LoadedBundle, *, source: str) -> None:

@@ -40,12 +40,11 @@ async def get_artist(artist_id: ArtistId, loaded: Loaded) -> schemas.Artist:
     response_model=schemas.RelatedArtists,
     responses=NOT_FOUND,
 )
-async def related_artists(
-    artist_id: ArtistId, loaded: Loaded, ctx: ListsOf, limit: RelatedLimit
-) -> Json:
+async def related_artists(artist_id: ArtistId, ctx: ListsOf, limit: RelatedLimit) -> Json:
     """The artists most related to one artist (the ensemble of every model): the precomputed
     list in the worker's memory or the store when there is one, else computed from the bundle
     (also when the store is down)."""
+    loaded = ctx.loaded
     b = loaded.bundle
     row = artist_row(b, artist_id)
     key = neighbours.related_key(loaded, row=row)

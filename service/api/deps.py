@@ -89,9 +89,10 @@ StationsOf = Annotated[StationContext, Depends(_station_context)]
 
 @dataclass(frozen=True)
 class ListContext:
-    """What the list routes use of the app, as one dependency: FastAPI's work per dependency and
-    request is of the order of these routes' own (see loadtest/README.md)."""
+    """What the list routes use of the app, the bundle included, as one dependency: FastAPI's
+    work per dependency and request is more than these routes' own (see loadtest/README.md)."""
 
+    loaded: LoadedBundle
     settings: Settings
     cache: ListCache
     stores: StoreMonitor
@@ -99,10 +100,15 @@ class ListContext:
     shape: RadioShape
 
 
-async def _list_context(request: Request) -> ListContext:
+async def _list_context(request: Request) -> AsyncIterator[ListContext]:
+    """The context, with the bundle held open until the request is done (`loaded_bundle`)."""
     state = request.app.state
-    return ListContext(settings=state.settings, cache=state.list_cache, stores=state.stores,
-                       metrics=state.metrics, shape=radio_shape(state.settings))  # fmt: skip
+    holder: BundleHolder = state.holder
+    with holder.use() as loaded:
+        request.scope[VERSION_SCOPE_KEY] = loaded.version
+        yield ListContext(loaded=loaded, settings=state.settings, cache=state.list_cache,
+                          stores=state.stores, metrics=state.metrics,
+                          shape=radio_shape(state.settings))  # fmt: skip
 
 
 ListsOf = Annotated[ListContext, Depends(_list_context)]
@@ -126,11 +132,9 @@ class Limit:
         self.default = default
 
     async def __call__(
-        self,
-        request: Request,
-        settings: AppSettings,
-        limit: Annotated[int | None, Query(ge=1)] = None,
+        self, request: Request, limit: Annotated[int | None, Query(ge=1)] = None
     ) -> int:
+        settings: Settings = request.app.state.settings  # not a dependency: one less to solve
         if limit is None:
             return self.default(settings)
         most = self.most(settings)

@@ -56,7 +56,6 @@ async def get_track(track_id: TrackId, loaded: Loaded) -> schemas.Track:
 )
 async def similar_tracks(
     track_id: TrackId,
-    loaded: Loaded,
     ctx: ListsOf,
     limit: ListLimit,
     model: Model = ENSEMBLE,
@@ -66,6 +65,7 @@ async def similar_tracks(
     the track's radio list (in memory, else from the store, else computed and written back);
     for one model, its nearest neighbours. `explain=true` adds to each item the sources whose
     candidates held it (the radio's candidates per source)."""
+    loaded = ctx.loaded
     b = loaded.bundle
     recommend.check_model(loaded, source=model)
     row = track_row(b, track_id)
@@ -119,12 +119,11 @@ async def _similar_from_radio(
     response_model=schemas.RadioNeighbours,
     responses={**NOT_FOUND, 503: {"model": schemas.Unavailable}},
 )
-async def radio_neighbours(
-    track_id: TrackId, loaded: Loaded, ctx: ListsOf, limit: RadioLimit
-) -> Json:
+async def radio_neighbours(track_id: TrackId, ctx: ListsOf, limit: RadioLimit) -> Json:
     """The track's top radio neighbours (the ensemble's best, a few per artist), from the
     worker's memory or the store's cache; on a miss they are computed, written back and
     served. 503 if the store is down and the list is not in memory."""
+    loaded = ctx.loaded
     b = loaded.bundle
     row = track_row(b, track_id)
     shape, cache = ctx.shape, ctx.cache

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from indexes.pipeline import BuildResult
@@ -141,3 +142,20 @@ def test_lists_are_kept_per_bundle_version(loaded: LoadedBundle, store: SqliteSt
     key = loaded.bundle.tracks.id_of(11)
     assert store.get(kind=RADIO, version=radio_version(loaded.version), key=key) is not None
     assert store.get(kind=RADIO, version=radio_version("another-version"), key=key) is None
+
+
+def test_stored_rows_are_the_stored_items_as_arrays() -> None:
+    """A stored list read straight into rows and scores: the same list `stored_items` gives,
+    the ids used only when the list has no rows, and a row outside the bundle is a miss."""
+    ids = {"a": 0, "b": 1, "c": 2}
+    with_rows = Ranked(ids=["c", "a"], scores=[0.5, 0.25], rows=[2, 0])
+    got = neighbours.stored_rows(with_rows, row_of=ids.get, n_rows=3)
+    assert got is not None and got.rows.dtype == np.int32 and got.scores.dtype == np.float32
+    assert got.items() == neighbours.stored_items(with_rows, row_of=ids.get, n_rows=3)
+    by_id = neighbours.stored_rows(Ranked(ids=["b", "x", "a"], scores=[3.0, 2.0, 1.0]),
+                                   row_of=ids.get, n_rows=3)  # fmt: skip
+    assert by_id is not None and by_id.rows.tolist() == [1, 0] and by_id.scores.tolist() == [3, 1]
+    outside = Ranked(ids=["c", "a"], scores=[0.5, 0.25], rows=[3, 0])
+    assert neighbours.stored_rows(outside, row_of=ids.get, n_rows=3) is None
+    empty = neighbours.stored_rows(Ranked(ids=[], scores=[], rows=[]), row_of=ids.get, n_rows=3)
+    assert empty is not None and len(empty) == 0
