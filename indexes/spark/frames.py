@@ -106,8 +106,12 @@ def _rows(arrays: list[NDArray[Any]]) -> Iterator[tuple[Any, ...]]:
 
 
 def collect_columns(df: DataFrame, names: list[str]) -> dict[str, NDArray[Any]]:
-    """The columns `names` of `df` as numpy arrays (array columns: 2-d), in no set row order."""
-    parts = df.select(*names).rdd.mapPartitions(_partition_arrays).collect()
+    """The columns `names` of `df` as numpy arrays (array columns: 2-d), in no set row order.
+
+    Fetched one partition at a time (`toLocalIterator`), each in slices: `collect` held every
+    partition's results in the driver's JVM at once, which ran out of heap on the RNS tables."""
+    rdd = df.select(*names).rdd.mapPartitions(_partition_arrays)
+    parts = list(rdd.toLocalIterator(prefetchPartitions=False))
     parts = [p for p in parts if len(p[0])]
     if not parts:
         return {name: np.zeros(0) for name in names}
@@ -115,11 +119,10 @@ def collect_columns(df: DataFrame, names: list[str]) -> dict[str, NDArray[Any]]:
 
 
 def _partition_arrays(rows: Iterable[Any]) -> Iterator[tuple[NDArray[Any], ...]]:
-    """One tuple of column arrays for the rows of one partition."""
-    values = [tuple(r) for r in rows]
-    if not values:
-        return
-    yield tuple(np.asarray(column) for column in zip(*values, strict=True))
+    """Tuples of column arrays for the rows of one partition, ROWS_PER_SLICE rows each."""
+    it = iter(rows)
+    while values := [tuple(r) for r in itertools.islice(it, ROWS_PER_SLICE)]:
+        yield tuple(np.asarray(column) for column in zip(*values, strict=True))
 
 
 def collect_vectors(df: DataFrame, *, id_col: str, vec_col: str, n: int, dims: int) -> tuple[

@@ -18,6 +18,7 @@ DEFAULTS = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
 }
+LOCAL_DRIVER_MEMORY = "4g"
 
 
 def submitted() -> bool:
@@ -54,6 +55,9 @@ def spark_session(
     if cores is not None:
         defaults["spark.sql.shuffle.partitions"] = str(cores)
         defaults["spark.default.parallelism"] = str(cores)
+        # in local mode the driver's heap is the executors' too: Spark's 1 GB ran out collecting
+        # the RNS co-occurrence table (138k tracks; loadtest/README.md, "Spark engine")
+        defaults["spark.driver.memory"] = LOCAL_DRIVER_MEMORY
     for key, value in defaults.items():
         if not given.contains(key):
             builder = builder.config(key, value)

@@ -5,6 +5,7 @@ signals equal to the local engine's, ALS and word2vec as good as the local ones 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from indexes.bundle import open_bundle, verify
 from indexes.datasets.shape import Dataset
@@ -101,3 +102,26 @@ def test_unordered_data_user_track_lists(spark_engine: SparkEngine, small_data: 
             np.testing.assert_allclose(
                 np.sort(g.tables[name].scores), np.sort(table.scores), rtol=1e-5
             )
+
+
+def test_columns_are_collected_in_slices_of_partitions(
+    spark_engine: SparkEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table comes back whole and unchanged when each partition sends several slices, one
+    partition at a time (`collect_columns`: all at once ran the driver out of heap on RNS);
+    a local session has the driver heap the build needs, not Spark's 1 GB."""
+    from indexes.spark import frames
+    from indexes.spark.session import LOCAL_DRIVER_MEMORY
+
+    monkeypatch.setattr(frames, "ROWS_PER_SLICE", 7)
+    n = 103
+    columns = {"row": np.arange(n, dtype=np.int32), "score": np.linspace(0, 1, n)}
+    df = frames.to_frame(spark_engine.session, columns, schema="row INT, score DOUBLE")
+    got = frames.collect_columns(df.repartition(3), ["row", "score"])
+    order = np.argsort(got["row"])
+    np.testing.assert_array_equal(got["row"][order], columns["row"])
+    np.testing.assert_allclose(got["score"][order], columns["score"])
+    empty = frames.collect_columns(df.where("row < 0"), ["row", "score"])
+    assert all(len(v) == 0 for v in empty.values())
+    conf = spark_engine.session.sparkContext.getConf()
+    assert conf.get("spark.driver.memory") == LOCAL_DRIVER_MEMORY
