@@ -53,6 +53,7 @@ from loadtest.common import REPO, emit, free_port, log, random_ids, running
 from loadtest.httpload import (
     CLK_TCK,
     Conn,
+    cassandra_cpu_ticks,
     emit_wrk,
     environment,
     percentile,
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(peak(port=port, seeds=seeds, listeners=args.listeners, seconds=3.0,
                              max_ops=args.max_ops, seed=args.seed + 1))  # fmt: skip
             cpu0, self0 = server_cpu_ticks(server.pid), resource.getrusage(resource.RUSAGE_SELF)
+            store0 = cassandra_cpu_ticks() if kind == "cassandra" else None
             tally, elapsed = asyncio.run(peak(
                 port=port, seeds=seeds, listeners=args.listeners, seconds=args.duration,
                 max_ops=args.max_ops, seed=args.seed,
@@ -340,7 +342,12 @@ def main(argv: list[str] | None = None) -> int:
             self1 = resource.getrusage(resource.RUSAGE_SELF)
             server_cpu = (server_cpu_ticks(server.pid) - cpu0) / CLK_TCK
             client_cpu = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
-            emit_ops("peak", tally, elapsed, server_cpu_s=server_cpu, client_cpu_s=client_cpu)
+            cpu = {"server_cpu_s": server_cpu, "client_cpu_s": client_cpu}
+            if store0 is not None and (store1 := cassandra_cpu_ticks()) is not None:
+                cpu["cassandra_cpu_s"] = (store1 - store0) / CLK_TCK
+                cpu["cassandra_cpu_ms_per_op"] = 1e3 * cpu["cassandra_cpu_s"] / max(tally.ops, 1)
+            cpu["server_cpu_ms_per_op"] = 1e3 * server_cpu / max(tally.ops, 1)
+            emit_ops("peak", tally, elapsed, **cpu)
             lua = write_lua(Path(tmp), name="livez.lua", ids_file=None)
             livez = run_wrk(server=server, url=f"http://127.0.0.1:{port}/livez", lua=lua,
                             seconds=args.livez_seconds, connections=16, threads=1)  # fmt: skip

@@ -113,6 +113,26 @@ def server_cpu_ticks(pid: int) -> int:
     return total
 
 
+def cassandra_cpu_ticks() -> int | None:
+    """utime + stime of the Cassandra processes on this machine (a store on the same cores
+    takes its share of them), in clock ticks; None when no Cassandra runs here."""
+    total, found = 0, False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, PermissionError):
+            if (
+                b"org.apache.cassandra.service.CassandraDaemon"
+                not in Path(f"/proc/{entry}/cmdline").read_bytes()
+            ):
+                continue
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+            found = True
+    return total if found else None
+
+
 # --- peak load: wrk ----------------------------------------------------------------------------
 
 
