@@ -1,7 +1,7 @@
 """Benchmark: memory and start-up time of each worker of `segue serve` over one bundle.
 
     PYTHONPATH=. python loadtest/bench_memory.py --bundles DIR [--workers 4] [--port P]
-        [--warmup 4000] [--ready-timeout 300] [--top-mappings 5]
+        [--warmup 4000] [--ready-timeout 300] [--top-mappings 5] [--precomputed-rows N]
 
 Starts `segue serve` (N uvicorn worker processes forked by gunicorn) on 127.0.0.1, finds the
 workers (the children of the server process, from /proc), and measures for each:
@@ -12,7 +12,9 @@ workers (the children of the server process, from /proc), and measures for each:
   (/proc/PID/stat), `since_start_s` from the server's start. The times of the "serving bundle"
   lines of the server's log (one per worker, without a pid) are printed as a cross-check.
 - memory, after a warm-up of `/v1/tracks/{id}/similar` requests on random ids spread evenly over
-  the workers: USS (Private_Clean + Private_Dirty) and PSS from /proc/PID/smaps_rollup, and the
+  the workers (with `--precomputed-rows N`: the first N tracks, whose lists a partial
+  `segue precompute` wrote into SEGUE_STORE first, so the workers read them as a deployment's
+  do, instead of computing each on a miss): USS (Private_Clean + Private_Dirty) and PSS from /proc/PID/smaps_rollup, and the
   largest private mappings from /proc/PID/smaps.
 
 Figures go to stdout as `key=value` pairs, one line each; progress and the server's log go to
@@ -35,7 +37,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexes.bundle import resolve_current
-from loadtest.common import HOST, Server, emit, free_port, log, random_ids, running
+from indexes.bundle.read import read_typed_manifest
+from loadtest.common import (
+    HOST,
+    PRECOMPUTE_CHUNK,
+    Server,
+    emit,
+    first_rows_ids,
+    free_port,
+    log,
+    precompute,
+    random_ids,
+    running,
+)
 
 MB = 1e6
 USS_LIMIT_MB = 100.0
@@ -296,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         "only that worker has touched: they leave it as the workers touch the same hot pages)",
     )  # fmt: skip
     p.add_argument("--warmup-seconds", type=float, default=240.0, help="time cap of the warm-up")
+    p.add_argument(
+        "--precomputed-rows", type=int, default=0,
+        help="first run `segue precompute` (into SEGUE_STORE) over the related artists and the "
+        "radio lists of the first N track rows, and warm up on those N tracks in a random order, "
+        "each once: the lists come from the store, as in a deployment, instead of being computed "
+        "on each miss (default 0: random ids, lists computed on a miss)",
+    )  # fmt: skip
     p.add_argument("--ready-timeout", type=float, default=300.0)
     p.add_argument("--poll", type=float, default=0.02, help="seconds between /readyz polls")
     p.add_argument("--top-mappings", type=int, default=5, help="largest private mappings shown")
@@ -306,7 +327,16 @@ def main(argv: list[str] | None = None) -> int:
 
     directory = resolve_current(args.bundles)
     size = bundle_size(directory)
-    ids = random_ids(directory, n=args.warmup, seed=args.seed)
+    if args.precomputed_rows:
+        store = os.environ.get("SEGUE_STORE")
+        if not store:
+            p.error("--precomputed-rows needs SEGUE_STORE (the store the server reads)")
+        artists = read_typed_manifest(directory).entities["artists"]
+        chunks = -(-artists // PRECOMPUTE_CHUNK) + -(-args.precomputed_rows // PRECOMPUTE_CHUNK)
+        precompute(bundles=args.bundles, store=store, max_chunks=chunks)
+        ids = first_rows_ids(directory, n=args.precomputed_rows, seed=args.seed)[: args.warmup]
+    else:
+        ids = random_ids(directory, n=args.warmup, seed=args.seed)
     port = args.port or free_port()
     emit(workers=args.workers, bundle=directory.name, cpus=os.cpu_count() or 0)
     for var in sorted(v for v in os.environ if v.startswith("SEGUE_")):

@@ -39,17 +39,15 @@ import os
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexes.bundle import resolve_current
-from loadtest.common import REPO, emit, free_port, log, random_ids, running
+from loadtest.common import emit, free_port, log, precompute, random_ids, running
 from loadtest.httpload import (
     CLK_TCK,
     Conn,
@@ -276,16 +274,6 @@ async def long_station(*, port: int, seeds: list[str], counts: list[int], store_
         out.append(row)
     listener.conn.close()
     return out
-
-
-def precompute(*, bundles: Path, store: str) -> None:
-    """`segue precompute` of the bundle into the store (the lists a station reads)."""
-    cmd = [sys.executable, "-m", "service.cli", "precompute", "--bundles", str(bundles),
-           "--store", store]  # fmt: skip
-    log("running: " + " ".join(cmd))
-    started = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-    emit(precompute_s=time.perf_counter() - started)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -49,6 +49,33 @@ def random_ids(directory: Path, *, n: int, seed: int) -> list[str]:
     return out
 
 
+def precompute(*, bundles: Path, store: str, max_chunks: int | None = None) -> None:
+    """`segue precompute` of the bundle into the store, as a deployment runs it (in its own
+    process: the bench's own process never maps the bundle, whose pages would then count as
+    shared for the workers); `max_chunks`: a partial run (related artists first, then the radio
+    lists of the first track rows, 500 per chunk)."""
+    cmd = [sys.executable, "-m", "service.cli", "precompute", "--bundles", str(bundles),
+           "--store", store, "--chunk-size", str(PRECOMPUTE_CHUNK)]  # fmt: skip
+    if max_chunks is not None:
+        cmd += ["--max-chunks", str(max_chunks)]
+    log("running: " + " ".join(cmd))
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    emit(precompute_s=time.perf_counter() - started)
+
+
+PRECOMPUTE_CHUNK = 500
+
+
+def first_rows_ids(directory: Path, *, n: int, seed: int) -> list[str]:
+    """The ids of the first n track rows, each once, in a random order."""
+    ids = np.load(directory / "tracks.ids.npy", allow_pickle=False)
+    rows = np.random.default_rng(seed).permutation(min(n, len(ids)))
+    out = [bytes(ids[r]).decode("utf-8") for r in rows]
+    del ids
+    return out
+
+
 # --- the server --------------------------------------------------------------------------------
 
 
