@@ -61,8 +61,10 @@ AppSettings = Annotated[Settings, Depends(_state("settings"))]
 
 @dataclass(frozen=True)
 class StationContext:
-    """What the station routes use of the app, as one dependency (see `ListContext`)."""
+    """What the station routes use of the app, the bundle included, as one dependency (see
+    `ListContext`)."""
 
+    loaded: LoadedBundle
     config: StationConfig
     stores: StoreMonitor
     metrics: Metrics
@@ -70,18 +72,22 @@ class StationContext:
 
 
 async def _station_context(request: Request) -> AsyncIterator[StationContext]:
-    """The context; on a route of one station (its id in the path), held during that station's
-    turn in this worker (`StationTurns`: a bounded wait, then 409)."""
+    """The context, with the bundle held open until the request is done (`loaded_bundle`); on a
+    route of one station (its id in the path), held during that station's turn in this worker
+    (`StationTurns`: a bounded wait, then 409)."""
     state = request.app.state
-    ctx = StationContext(config=state.station_config, stores=state.stores,
-                         metrics=state.metrics, cache=state.list_cache)  # fmt: skip
-    station_id = request.path_params.get("station_id")
-    if station_id is None:
-        yield ctx
-        return
-    turns: StationTurns = state.station_turns
-    async with turns.turn(str(station_id), gone=request.is_disconnected):
-        yield ctx
+    holder: BundleHolder = state.holder
+    with holder.use() as loaded:
+        request.scope[VERSION_SCOPE_KEY] = loaded.version
+        ctx = StationContext(loaded=loaded, config=state.station_config, stores=state.stores,
+                             metrics=state.metrics, cache=state.list_cache)  # fmt: skip
+        station_id = request.path_params.get("station_id")
+        if station_id is None:
+            yield ctx
+            return
+        turns: StationTurns = state.station_turns
+        async with turns.turn(str(station_id), gone=request.is_disconnected):
+            yield ctx
 
 
 StationsOf = Annotated[StationContext, Depends(_station_context)]

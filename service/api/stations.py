@@ -8,7 +8,6 @@ from service.api.access import Listener
 from service.api.deps import (
     NOT_FOUND,
     Json,
-    Loaded,
     StationsOf,
     Stores,
     artist_row,
@@ -36,11 +35,12 @@ def view(station: Station, revision: int) -> schemas.Station:
 
 @router.post("", status_code=201, response_model=schemas.Station, responses=ERRORS)
 async def create_station(
-    body: schemas.StationCreate, loaded: Loaded, ctx: StationsOf, caller: Listener
+    body: schemas.StationCreate, ctx: StationsOf, caller: Listener
 ) -> schemas.Station:
     """Starts a station from seed tracks and/or artists: a weighted shuffle of the seeds'
     radio neighbours, pinned to the served bundle, in the user's experiment variant. `user_id`
     is the token's user (an admin's token may create one for anyone)."""
+    loaded = ctx.loaded
     auth.check_acting_for(caller, user_id=body.user_id)
     for t in body.tracks:
         track_row(loaded.bundle, t)
@@ -68,12 +68,12 @@ async def get_station(station_id: StationId, monitor: Stores, caller: Listener) 
 @router.get("/{station_id:id}/tracks", response_model=schemas.StationTracks, responses=ERRORS)
 async def next_tracks(
     station_id: StationId,
-    loaded: Loaded,
     ctx: StationsOf,
     caller: Listener,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Json:
     """The station's next tracks; this advances the station (they count as played)."""
+    loaded = ctx.loaded
     owner = auth.owner_of(caller)
     station, tracks = await ctx.stores.run(lambda store: stations.next_tracks(
         loaded, store, station_id=station_id, n=limit, config=ctx.config, cache=ctx.cache,
@@ -90,13 +90,13 @@ async def next_tracks(
 @router.get("/{station_id:id}/queue", response_model=schemas.StationQueue, responses=ERRORS)
 async def station_queue(
     station_id: StationId,
-    loaded: Loaded,
     ctx: StationsOf,
     caller: Listener,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> Json:
     """What the station would play next (as `/tracks` would serve them now) and what it played
     last; this does not advance the station."""
+    loaded = ctx.loaded
     owner = auth.owner_of(caller)
     station, revision, upcoming = await ctx.stores.run(lambda store: stations.upcoming(
         loaded, store, station_id=station_id, n=limit, config=ctx.config, cache=ctx.cache,
@@ -115,11 +115,11 @@ async def station_queue(
 async def feedback(
     station_id: StationId,
     body: schemas.Feedback,
-    loaded: Loaded,
     ctx: StationsOf,
     caller: Listener,
 ) -> schemas.FeedbackResult:
     """thumbs_up, thumbs_down, skip or completed on a track. Idempotent by `event_id`."""
+    loaded = ctx.loaded
     track_row(loaded.bundle, body.track_id)
     owner = auth.owner_of(caller)
     station, revision, applied = await ctx.stores.run(lambda store: stations.feedback(
