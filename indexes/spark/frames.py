@@ -1,13 +1,11 @@
 """A `Dataset`'s plays as Spark DataFrames, and Spark results back into numpy arrays.
 
 The loaders' Dataset lives in the driver (its catalogue and id maps go into the bundle as they
-are); its big tables go to the executors in slices of numpy arrays, and come back the same way:
-each partition turns its rows into arrays in the executor, the driver concatenates them."""
+are); its big tables go to the executors as Arrow record batches of its numpy arrays, and the
+results come back the same way (pyarrow: Spark's own columnar exchange with Python)."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +18,6 @@ from indexes.datasets.shape import Dataset
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-
-ROWS_PER_SLICE = 200_000  # rows of one slice of a table sent to the executors
-
 
 @dataclass(frozen=True)
 class Frames:
@@ -90,39 +85,32 @@ def frames_of(spark: SparkSession, data: Dataset) -> Frames:
 
 
 def to_frame(spark: SparkSession, columns: dict[str, NDArray[Any]], *, schema: str) -> DataFrame:
-    """A DataFrame of equally long numpy columns, sent in slices (no Python list of all rows
-    in the driver)."""
-    n = len(next(iter(columns.values())))
-    bounds = [*list(range(0, n, ROWS_PER_SLICE)), n]
-    slices = [[columns[name][a:b] for name in columns] for a, b in itertools.pairwise(bounds)] or [
-        [c[:0] for c in columns.values()]
-    ]
-    rdd = spark.sparkContext.parallelize(slices, len(slices)).flatMap(_rows)
-    return spark.createDataFrame(rdd, schema=schema)
+    """A DataFrame of equally long numpy columns, sent to the JVM as Arrow record batches (no
+    Python object per row, and no Python worker)."""
+    import pyarrow as pa
 
-
-def _rows(arrays: list[NDArray[Any]]) -> Iterator[tuple[Any, ...]]:
-    return zip(*(a.tolist() for a in arrays), strict=True)
+    return spark.createDataFrame(pa.table(columns), schema=schema)
 
 
 def collect_columns(df: DataFrame, names: list[str]) -> dict[str, NDArray[Any]]:
     """The columns `names` of `df` as numpy arrays (array columns: 2-d), in no set row order.
 
-    Fetched one partition at a time (`toLocalIterator`), each in slices: `collect` held every
-    partition's results in the driver's JVM at once, which ran out of heap on the RNS tables."""
-    rdd = df.select(*names).rdd.mapPartitions(_partition_arrays)
-    parts = list(rdd.toLocalIterator(prefetchPartitions=False))
-    parts = [p for p in parts if len(p[0])]
-    if not parts:
-        return {name: np.zeros(0) for name in names}
-    return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(names)}
+    Collected as Arrow record batches (`toArrow`), which the JVM streams to the driver as the
+    partitions finish: a row at a time through pickled `Row`s, the conversion in the Python
+    workers took most of the Spark signals' time on RNS, and `collect` of pickled rows ran the
+    driver's JVM out of heap there."""
+    table = df.select(*names).toArrow()
+    return {name: _numpy(table.column(name).combine_chunks()) for name in names}
 
 
-def _partition_arrays(rows: Iterable[Any]) -> Iterator[tuple[NDArray[Any], ...]]:
-    """Tuples of column arrays for the rows of one partition, ROWS_PER_SLICE rows each."""
-    it = iter(rows)
-    while values := [tuple(r) for r in itertools.islice(it, ROWS_PER_SLICE)]:
-        yield tuple(np.asarray(column) for column in zip(*values, strict=True))
+def _numpy(column: Any) -> NDArray[Any]:
+    """An Arrow column as numpy; a list column (equally long lists) as a 2-d array."""
+    import pyarrow as pa
+
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        values = column.flatten().to_numpy(zero_copy_only=False)
+        return values.reshape(len(column), -1) if len(column) else values
+    return np.asarray(column.to_numpy(zero_copy_only=False))
 
 
 def collect_vectors(df: DataFrame, *, id_col: str, vec_col: str, n: int, dims: int) -> tuple[

@@ -5,7 +5,6 @@ signals equal to the local engine's, ALS and word2vec as good as the local ones 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from indexes.bundle import open_bundle, verify
 from indexes.datasets.shape import Dataset
@@ -104,24 +103,35 @@ def test_unordered_data_user_track_lists(spark_engine: SparkEngine, small_data: 
             )
 
 
-def test_columns_are_collected_in_slices_of_partitions(
-    spark_engine: SparkEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A table comes back whole and unchanged when each partition sends several slices, one
-    partition at a time (`collect_columns`: all at once ran the driver out of heap on RNS);
-    a local session has the driver heap the build needs, not Spark's 1 GB."""
+def test_columns_go_and_come_back_whole_in_arrow_batches(spark_engine: SparkEngine) -> None:
+    """A table sent in several Arrow batches and spread over partitions comes back whole and
+    unchanged, an array column as a 2-d array (`to_frame`, `collect_columns`); a local session
+    has the driver heap the build needs, not Spark's 1 GB."""
     from indexes.spark import frames
     from indexes.spark.session import LOCAL_DRIVER_MEMORY
 
-    monkeypatch.setattr(frames, "ROWS_PER_SLICE", 7)
-    n = 103
-    columns = {"row": np.arange(n, dtype=np.int32), "score": np.linspace(0, 1, n)}
-    df = frames.to_frame(spark_engine.session, columns, schema="row INT, score DOUBLE")
-    got = frames.collect_columns(df.repartition(3), ["row", "score"])
-    order = np.argsort(got["row"])
-    np.testing.assert_array_equal(got["row"][order], columns["row"])
-    np.testing.assert_allclose(got["score"][order], columns["score"])
-    empty = frames.collect_columns(df.where("row < 0"), ["row", "score"])
-    assert all(len(v) == 0 for v in empty.values())
-    conf = spark_engine.session.sparkContext.getConf()
+    spark = spark_engine.session
+    batch = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(batch)
+    spark.conf.set(batch, "7")
+    try:
+        n = 103
+        columns = {"row": np.arange(n, dtype=np.int32), "score": np.linspace(0, 1, n)}
+        df = frames.to_frame(spark, columns, schema="row INT, score DOUBLE")
+        got = frames.collect_columns(df.repartition(3), ["row", "score"])
+        order = np.argsort(got["row"])
+        np.testing.assert_array_equal(got["row"][order], columns["row"])
+        np.testing.assert_allclose(got["score"][order], columns["score"])
+        vectors = frames.collect_columns(
+            df.selectExpr("row", "array(CAST(score AS FLOAT), CAST(row AS FLOAT)) AS vec"),
+            ["row", "vec"],
+        )
+        assert vectors["vec"].shape == (n, 2)
+        order = np.argsort(vectors["row"])
+        np.testing.assert_allclose(vectors["vec"][order][:, 1], columns["row"])
+        empty = frames.collect_columns(df.where("row < 0"), ["row", "score"])
+        assert all(len(v) == 0 for v in empty.values())
+    finally:
+        spark.conf.set(batch, before)
+    conf = spark.sparkContext.getConf()
     assert conf.get("spark.driver.memory") == LOCAL_DRIVER_MEMORY
