@@ -3,6 +3,13 @@
 cos(i, j) = |L(i) ∩ L(j)| / sqrt(|L(i)| |L(j)|), where L(i) is the set of users (or sessions) that
 played i. It is both a baseline of `segue evaluate` and a candidate source and feature of the
 ensemble. The product is computed in row blocks so memory stays bounded on big catalogues.
+
+Ties at the top-N cut: among equal scores, the pair that first met in the latest basket is kept
+(then the higher column). That is the order in which scipy's sparse product lists a row's columns
+(the last discovered first; baskets are a session's windows in time order, or listeners by row),
+kept by a stable sort; on radio sessions it keeps the newer pairs of the many that met once. The
+Spark engine orders ties the same way (`indexes.spark.signals._top`);
+`tests/indexes/models/test_cooccurrence.py` holds scipy to it.
 """
 
 from __future__ import annotations
@@ -79,6 +86,7 @@ def _presence(baskets: sparse.csr_matrix, max_per_basket: int) -> sparse.csr_mat
     x.eliminate_zeros()
     x = _cap_rows(x, max_per_basket)
     x.data[:] = 1.0
+    x.sort_indices()  # the product meets a basket's items in column order (ties: module doc)
     return x
 
 
@@ -127,9 +135,11 @@ class _Block:
         """Per row (rows ascending), its top_n positive `scores` (one per entry), best first."""
         scores[self.self_pair] = -1.0
         # one sort of a composite key: row ascending, then score descending (scores scaled into
-        # [0, 1]; cheaper than a lexsort of the two keys)
+        # [0, 1]; cheaper than a lexsort of the two keys); in float64, where two different
+        # float32 scores stay apart (1 - score in float32 made neighbours a ulp apart ties)
         scale = max(1.0, float(scores.max(initial=0.0)))
-        order = np.argsort(self.rows * 4.0 + (1.0 - scores / scale), kind="stable")
+        key = self.rows * 4.0 + (1.0 - scores.astype(np.float64) / scale)
+        order = np.argsort(key, kind="stable")
         rows_sorted = self.rows[order]
         first = np.searchsorted(rows_sorted, np.arange(self.n_rows))
         rank = np.arange(len(order)) - first[rows_sorted]

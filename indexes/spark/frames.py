@@ -19,6 +19,7 @@ from indexes.datasets.shape import Dataset
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+
 @dataclass(frozen=True)
 class Frames:
     """plays: one row per play (seq, pos, track, artist, t: unix seconds or null);
@@ -140,16 +141,16 @@ def collect_per_item(
 
 
 def collect_neighbours(df: DataFrame, *, n: int) -> Neighbours:
-    """A neighbour table from rows (row, col, score): each row's entries best first, ties by
-    column (the order of the local engine's tables)."""
-    got = collect_columns(df, ["row", "col", "score"])
+    """A neighbour table from rows (row, col, score, rank): each row's entries in `rank` order
+    (1 = best; the order `_top` gave, ties included)."""
+    got = collect_columns(df, ["row", "col", "score", "rank"])
     if not len(got["row"]):
         empty = np.zeros(n, dtype=np.int64)
         return Neighbours.from_row_counts(empty, np.zeros(0, np.int32), np.zeros(0, np.float32))
     rows = got["row"].astype(np.int64)
-    cols = got["col"].astype(np.int32)
-    scores = got["score"].astype(np.float64)
-    order = np.lexsort((cols, -scores, rows))
+    order = np.lexsort((got["rank"], rows))
     return Neighbours.from_row_counts(
-        np.bincount(rows, minlength=n), cols[order], scores[order].astype(np.float32)
+        np.bincount(rows, minlength=n),
+        got["col"].astype(np.int32)[order],
+        got["score"].astype(np.float32)[order],
     )

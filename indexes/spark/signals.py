@@ -143,7 +143,9 @@ def _capped(baskets: DataFrame, *, cap: int) -> DataFrame:
 
 
 def _pairs(x: DataFrame) -> DataFrame:
-    """(row, col, together): baskets holding both items, row != col."""
+    """(row, col, together, first): baskets holding both items, row != col, and the first
+    basket that held both (baskets are numbered in the local engine's order: a session's
+    windows in time order, or listeners by row), which orders ties (`_top`)."""
     from pyspark.sql import functions as F
 
     a = x.select("user", F.col("item").alias("row"))
@@ -152,7 +154,7 @@ def _pairs(x: DataFrame) -> DataFrame:
         a.join(b, "user")
         .where(F.col("row") != F.col("col"))
         .groupBy("row", "col")
-        .agg(F.count("*").cast("double").alias("together"))
+        .agg(F.count("*").cast("double").alias("together"), F.min("user").alias("first"))
     )
 
 
@@ -174,6 +176,7 @@ def _cosine(baskets: DataFrame, *, cap: int) -> DataFrame:
             (F.col("together") / (F.col("nr") * F.col("nc")).cast("float"))
             .cast("float")
             .alias("score"),
+            "first",
         )
     )
 
@@ -182,7 +185,8 @@ def _counts(baskets: DataFrame, *, cap: int) -> DataFrame:
     """(row, col, score): the number of capped baskets holding both items."""
     from pyspark.sql import functions as F
 
-    return _pairs(_capped(baskets, cap=cap)).select("row", "col", F.col("together").alias("score"))
+    pairs = _pairs(_capped(baskets, cap=cap))
+    return pairs.select("row", "col", F.col("together").alias("score"), "first")
 
 
 def _transitions(
@@ -224,16 +228,19 @@ def _transitions(
 
 
 def _top(scored: DataFrame, *, n: int, top_n: int, what: str) -> Neighbours:
-    """The `top_n` best positive scores of each row, collected."""
+    """The `top_n` best positive scores of each row, collected. Ties as in the local engine:
+    co-occurrences (a `first` column) the pair that first met latest, then the higher column
+    (`indexes.models.cooccurrence`); other tables the lower column."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    best = Window.partitionBy("row").orderBy(F.desc("score"), F.asc("col"))
+    ties = [F.desc("first"), F.desc("col")] if "first" in scored.columns else [F.asc("col")]
+    best = Window.partitionBy("row").orderBy(F.desc("score"), *ties)
     top = (
         scored.where(F.col("score") > 0)
-        .withColumn("r", F.row_number().over(best))
-        .where(F.col("r") <= top_n)
-        .select("row", "col", "score")
+        .withColumn("rank", F.row_number().over(best))
+        .where(F.col("rank") <= top_n)
+        .select("row", "col", "score", "rank")
     )
     table = collect_neighbours(top, n=n)
     log(f"  {what}: {len(table.indices)} entries (Spark)")

@@ -27,6 +27,24 @@ def test_cooccurrence_counts_and_cosine_from_one_product() -> None:
         assert i not in idx
 
 
+def test_ties_keep_the_pair_that_met_latest_then_the_higher_column() -> None:
+    """The tie order the Spark engine copies (module docstring): item 0 meets 1 and 2 in
+    basket 0, 3 in basket 1, 4 and 5 in basket 2, once each; with room for 3, the pairs of
+    basket 2 and then basket 1 are kept, within a basket the higher column first. It rests on
+    the order of scipy's product: a scipy that changes it fails here."""
+    baskets = [[0, 1, 2], [0, 3], [0, 4, 5], [1, 2]]
+    x = sparse.csr_matrix(
+        (np.ones(sum(map(len, baskets))), (np.repeat(np.arange(4), [len(b) for b in baskets]),
+                                           np.concatenate(baskets))),
+        shape=(4, 6),
+    )  # fmt: skip
+    cos, count = cooccurrence_tables(x, top_n=3)
+    assert count.row(0)[0].tolist() == [5, 4, 3]
+    assert count.row(0)[1].tolist() == [1.0, 1.0, 1.0]
+    assert count.row(1)[0].tolist() == [2, 0]  # 2 met 1 twice
+    assert cos.row(3)[0].tolist() == [0]
+
+
 def test_the_row_blocks_bound_memory_without_changing_the_neighbours() -> None:
     x = sparse.random(200, 30, density=0.2, format="csr", random_state=np.random.default_rng(5))
     whole_cos, whole_count = cooccurrence_tables(x, top_n=5)
