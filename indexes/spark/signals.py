@@ -159,7 +159,8 @@ def _pairs(x: DataFrame) -> DataFrame:
 
 
 def _cosine(baskets: DataFrame, *, cap: int) -> DataFrame:
-    """(row, col, score): |L(row) ∩ L(col)| / sqrt(|L(row)| |L(col)|) over capped baskets."""
+    """(row, col, score, first): |L(row) ∩ L(col)| / sqrt(|L(row)| |L(col)|) over capped
+    baskets (`_pairs`)."""
     from pyspark.sql import functions as F
 
     x = _capped(baskets, cap=cap).cache()
@@ -182,7 +183,7 @@ def _cosine(baskets: DataFrame, *, cap: int) -> DataFrame:
 
 
 def _counts(baskets: DataFrame, *, cap: int) -> DataFrame:
-    """(row, col, score): the number of capped baskets holding both items."""
+    """(row, col, score, first): the number of capped baskets holding both items (`_pairs`)."""
     from pyspark.sql import functions as F
 
     pairs = _pairs(_capped(baskets, cap=cap))

@@ -149,9 +149,13 @@ def test_feedback_only_on_tracks_the_station_played(http: httpx.Client) -> None:
 def test_a_busy_station_answers_409_after_a_bounded_wait(
     served_build: BuildResult, tmp_path: Path
 ) -> None:
+    """120 feedbacks on one station at once: each waits at most the busy time for its turn,
+    then 409. The wait is a few operations long (20 ms), so that the queue outgrows it on any
+    machine: at 0.3 s, a quiet machine answered all 120 within the wait (CI, 2026-12-06), as
+    the queue drains in proportion to the speed the burst arrives at."""
     server = start_server(
         root=served_build.path.parent, tmp=tmp_path,
-        env={"SEGUE_AUTH": "off", "SEGUE_STATION_BUSY_SECONDS": "0.3"},
+        env={"SEGUE_AUTH": "off", "SEGUE_STATION_BUSY_SECONDS": "0.02"},
     )  # fmt: skip
     try:
         wait_ready(server)
