@@ -7,7 +7,8 @@
 Reads every bundle file once first (`--no-preload` to skip: on this VM cold pages are reclaimed,
 and a bundle evicted by other work makes the first queries wait on the disk), then starts one
 `segue serve` (N uvicorn workers forked by gunicorn) on 127.0.0.1 on `--store` (SEGUE_STORE) with
-room for every list in each worker's memory (SEGUE_LIST_CACHE_SIZE, unless set), and:
+room for every list in each worker's memory (SEGUE_LIST_CACHE_SIZE, unless set; the rendered
+answers at their default budget, SEGUE_RESPONSE_CACHE_MB), and:
 
 1. asks once for the similar tracks of each of `--ids` random track ids (their radio lists are
    computed and written to the store), then `--warmup` seconds of untimed load, so that every
@@ -20,8 +21,9 @@ room for every list in each worker's memory (SEGUE_LIST_CACHE_SIZE, unless set),
    fixed rate of half the measured peak, each at its scheduled time whether or not earlier ones
    have finished, and measures latency from the scheduled time (wrk's closed loop would hide
    queueing: the coordinated omission that wrk2 corrects; wrk2 is not packaged in Debian);
-4. with `--cold` (the default on Cassandra), a second server with no lists in memory
-   (SEGUE_LIST_CACHE_SIZE=0), so that every similar request reads its list from the store:
+4. with `--cold` (the default on Cassandra), a second server with no lists and no rendered
+   answers in memory (SEGUE_LIST_CACHE_SIZE=0, SEGUE_RESPONSE_CACHE_MB=0), so that every similar
+   request reads its list from the store:
    similar at peak and its own /livez.
 
 The load generators run on the same machine as the server and share its cores; `cpu_s` figures
@@ -276,11 +278,14 @@ class Bench:
 
 
 def list_reads(port: int) -> dict[str, float]:
-    """segue_list_cache_total of the server (all workers), by result: hit, miss."""
-    out = {"hit": 0.0, "miss": 0.0}
+    """segue_list_cache_total of the server (all workers), by result (hit, miss) of the lists
+    in memory, and of the rendered answers as rendered_hit, rendered_miss."""
+    out = {"hit": 0.0, "miss": 0.0, "rendered_hit": 0.0, "rendered_miss": 0.0}
     text = asyncio.run(_body(port=port, path="/metrics")).decode()
-    for m in re.finditer(r'^segue_list_cache_total\{[^}]*result="(\w+)"[^}]*\} (\S+)$', text, re.M):
-        out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+    pattern = r'^segue_list_cache_total\{list="([\w-]+)",result="(\w+)"\} (\S+)$'
+    for m in re.finditer(pattern, text, re.M):
+        name = f"rendered_{m.group(2)}" if m.group(1) == "rendered" else m.group(2)
+        out[name] = out.get(name, 0.0) + float(m.group(3))
     return out
 
 
@@ -350,6 +355,10 @@ def warm_server(args: argparse.Namespace, *, ids: list[str], tmp: Path, ids_file
         emit_wrk("livez", livez)
         hits, misses = after["hit"] - before["hit"], after["miss"] - before["miss"]
         hit_ratio = hits / max(hits + misses, 1.0)
+        # the answers sent as rendered before, of all list requests (the rest read their list)
+        done = after["rendered_hit"] - before["rendered_hit"]
+        rendered_ratio = done / max(done + after["rendered_miss"] - before["rendered_miss"], 1.0)
+        emit(list_hit_ratio=round(hit_ratio, 3), rendered_hit_ratio=round(rendered_ratio, 3))
         ok = figure("similar_warm", similar, livez, target=SIMILAR_WARM_TARGET, hit_ratio=hit_ratio)
         half_similar = bench.half_load("similar", [SIMILAR.format(id=i) for i in ids], peak=similar)
         half_radio = bench.half_load("radio-neighbours", [RADIO.format(id=i) for i in ids],
@@ -363,10 +372,12 @@ def warm_server(args: argparse.Namespace, *, ids: list[str], tmp: Path, ids_file
 
 
 def cold_server(args: argparse.Namespace, *, tmp: Path, ids_file: Path) -> bool:
-    """No lists in memory (SEGUE_LIST_CACHE_SIZE=0): every similar request reads its list from
-    the store (the warm server wrote them there)."""
+    """No lists and no rendered answers in memory (SEGUE_LIST_CACHE_SIZE=0,
+    SEGUE_RESPONSE_CACHE_MB=0): every similar request reads its list from the store (the warm
+    server wrote them there)."""
     port = args.port or free_port()
-    with environment(SEGUE_STORE=args.store, SEGUE_LIST_CACHE_SIZE="0"), \
+    with environment(SEGUE_STORE=args.store, SEGUE_LIST_CACHE_SIZE="0",
+                     SEGUE_RESPONSE_CACHE_MB="0"), \
             running(bundles=args.bundles, workers=args.workers, port=port) as server:  # fmt: skip
         emit(server="cold", store=os.environ.get("SEGUE_STORE", "(default)"), list_cache_size=0)
         wait_ready(server, port=port, timeout=args.ready_timeout)

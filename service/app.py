@@ -19,6 +19,7 @@ from service.auth import AccessRules, Gate
 from service.bundle_holder import BundleHolder, LoadedBundle
 from service.list_cache import ListCache
 from service.metrics import Metrics
+from service.response_cache import ResponseCache
 from service.settings import Settings
 from service.station_turns import StationTurns
 from service.store_monitor import StoreMonitor
@@ -101,6 +102,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.metrics, app.state.holder, app.state.stores = metrics, holder, stores
     app.state.list_cache = ListCache(
         max_items=settings.list_cache_size, on_read=metrics.list_cache_read
+    )
+    app.state.response_cache = ResponseCache(
+        max_bytes=int(settings.response_cache_mb * 2**20), on_read=metrics.response_cache_read
     )
     watchers = [
         asyncio.create_task(holder.watch(

@@ -100,6 +100,10 @@ class Metrics:
         """One read of the worker's in-memory lists (`ListCache`)."""
         self.list_cache.labels(listing, "hit" if hit else "miss").inc()
 
+    def response_cache_read(self, hit: bool) -> None:
+        """One read of the worker's rendered answers (`ResponseCache`), as listing `rendered`."""
+        self.list_cache.labels("rendered", "hit" if hit else "miss").inc()
+
     def observe_ann(self, model: str, entity: str, seconds: float) -> None:
         self.ann.labels(model, entity).observe(seconds)
 

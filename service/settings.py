@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         8192, ge=0, le=10_000_000,
         description="radio and related lists each worker keeps decoded in memory (0: none)",
     )  # fmt: skip
+    response_cache_mb: float = Field(
+        8.0, ge=0, le=4096,
+        description="rendered JSON answers of lists served from memory each worker keeps, in MB "
+        "(one ring buffer; 0: none): a warm list's answer is sent as rendered before",
+    )  # fmt: skip
 
     # -- who calls (service/auth.py) --------------------------------------------------------
     auth: Literal["jwt", "off"] = Field(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ from service.list_cache import ListCache, RankedRows
 from service.metrics import Metrics
 from service.neighbours import RELATED_SIZE, RadioShape
 from service.recommend import Item
+from service.response_cache import ResponseCache
 from service.settings import Settings
 from service.station_turns import StationTurns
 from service.stations import StationConfig
@@ -104,6 +105,7 @@ class ListContext:
     stores: StoreMonitor
     metrics: Metrics
     shape: RadioShape
+    responses: ResponseCache
 
 
 async def _list_context(request: Request) -> AsyncIterator[ListContext]:
@@ -114,7 +116,8 @@ async def _list_context(request: Request) -> AsyncIterator[ListContext]:
         request.scope[VERSION_SCOPE_KEY] = loaded.version
         yield ListContext(loaded=loaded, settings=state.settings, cache=state.list_cache,
                           stores=state.stores, metrics=state.metrics,
-                          shape=radio_shape(state.settings))  # fmt: skip
+                          shape=radio_shape(state.settings),
+                          responses=state.response_cache)  # fmt: skip
 
 
 ListsOf = Annotated[ListContext, Depends(_list_context)]
@@ -350,6 +353,18 @@ class Json(Response):
 def body(content: dict[str, Any]) -> Json:
     """A 200 JSON response from plain data (the route's response_model documents it)."""
     return Json(content)
+
+
+def rendered(content: bytes) -> Response:
+    """A 200 JSON response of an answer rendered before (`ResponseCache`)."""
+    return Response(content, media_type="application/json")
+
+
+def kept(ctx: ListContext, answer: Hashable, content: dict[str, Any]) -> Response:
+    """A 200 JSON response of `content`, rendered and kept as `answer` (`ResponseCache`)."""
+    out = orjson.dumps(content)
+    ctx.responses.put(answer, out)
+    return rendered(out)
 
 
 def track_out(bundle: Bundle, row: int) -> schemas.Track:

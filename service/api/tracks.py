@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from indexes.ensemble import ENSEMBLE
@@ -16,7 +16,9 @@ from service.api.deps import (
     RadioLimit,
     SearchText,
     body,
+    kept,
     ranked_tracks_json,
+    rendered,
     scored_tracks_json,
     track_json,
     track_out,
@@ -25,6 +27,7 @@ from service.api.deps import (
 )
 from service.api.ids import TrackId
 from service.bundle_holder import LoadedBundle
+from service.list_cache import ListKey
 from service.recommend import Item
 from service.store.base import RADIO, StoreUnavailable
 
@@ -60,7 +63,7 @@ async def similar_tracks(
     limit: ListLimit,
     model: Model = ENSEMBLE,
     explain: Explain = False,
-) -> Json:
+) -> Response:
     """The tracks most similar to one track, at most `artist_cap` per artist: for the ensemble,
     the track's radio list (in memory, else from the store, else computed and written back);
     for one model, its nearest neighbours. `explain=true` adds to each item the sources whose
@@ -69,9 +72,16 @@ async def similar_tracks(
     b = loaded.bundle
     recommend.check_model(loaded, source=model)
     row = track_row(b, track_id)
-    items = None
+    items = answer = None
     if model == ENSEMBLE:
-        items = await _similar_from_radio(loaded, ctx, row=row, limit=limit)
+        key = neighbours.radio_key(loaded, row=row, shape=ctx.shape)
+        if not explain:  # an answer of the radio list: rendered once (`ResponseCache`)
+            answer = ("similar", key, limit)
+            if (done := ctx.responses.get(answer)) is not None:
+                return rendered(done)
+        items = await _similar_from_radio(loaded, ctx, key=key, row=row, limit=limit)
+        if items is None:
+            answer = None
     if items is None:  # one model; or beyond the radio list, in the radio's same ranking
         items = recommend.similar_tracks(
             loaded, row=row, limit=limit, source=model, artist_cap=ctx.settings.artist_cap,
@@ -83,18 +93,18 @@ async def similar_tracks(
             recommend.sources_of, loaded, row=row, rows=[i.row for i in items],
             per_source=ctx.shape.per_source,
         )  # fmt: skip
-    return body({
+    content = {
         "track": track_json(b, row), "model": model,
         "items": scored_tracks_json(b, items, **columns),
-    })  # fmt: skip
+    }  # fmt: skip
+    return body(content) if answer is None else kept(ctx, answer, content)
 
 
 async def _similar_from_radio(
-    loaded: LoadedBundle, ctx: ListContext, *, row: int, limit: int
+    loaded: LoadedBundle, ctx: ListContext, *, key: ListKey, row: int, limit: int
 ) -> list[Item] | None:
     """From the list in memory or the store on the event loop; else computed on a thread (the
     store is not needed). None when the list cannot tell them."""
-    key = neighbours.radio_key(loaded, row=row, shape=ctx.shape)
     radio = ctx.cache.get(key)
     store = ctx.stores.optional()
     if radio is None and store is not None:
@@ -119,7 +129,7 @@ async def _similar_from_radio(
     response_model=schemas.RadioNeighbours,
     responses={**NOT_FOUND, 503: {"model": schemas.Unavailable}},
 )
-async def radio_neighbours(track_id: TrackId, ctx: ListsOf, limit: RadioLimit) -> Json:
+async def radio_neighbours(track_id: TrackId, ctx: ListsOf, limit: RadioLimit) -> Response:
     """The track's top radio neighbours (the ensemble's best, a few per artist), from the
     worker's memory or the store's cache; on a miss they are computed, written back and
     served. 503 if the store is down and the list is not in memory."""
@@ -128,6 +138,9 @@ async def radio_neighbours(track_id: TrackId, ctx: ListsOf, limit: RadioLimit) -
     row = track_row(b, track_id)
     shape, cache = ctx.shape, ctx.cache
     key = neighbours.radio_key(loaded, row=row, shape=shape)
+    answer = ("radio-neighbours", key, limit)
+    if (done := ctx.responses.get(answer)) is not None:
+        return rendered(done)
     radio, origin = cache.get(key), neighbours.CACHE
     if radio is None:  # the store (read on the event loop), or computed and written back
         stored = await ctx.stores.read(
@@ -142,8 +155,11 @@ async def radio_neighbours(track_id: TrackId, ctx: ListsOf, limit: RadioLimit) -
             )
         )
         radio = computed
-    return body({
+    content = {
         "track": track_json(b, row),
         "source": origin,
         "items": ranked_tracks_json(b, radio, limit=limit),
-    })  # fmt: skip
+    }
+    # the answer of a list from memory or the store's cache is the same every time; a
+    # computed one says so, once
+    return kept(ctx, answer, content) if origin == neighbours.CACHE else body(content)

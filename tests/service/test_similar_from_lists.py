@@ -53,10 +53,11 @@ def ids(body: dict[str, Any]) -> list[str]:
     return [i["id"] for i in body["items"]]
 
 
-def list_reads(client: TestClient, result: str) -> float:
-    """segue_list_cache_total of the radio list with `result` (hit or miss)."""
+def list_reads(client: TestClient, result: str, listing: str = "radio") -> float:
+    """segue_list_cache_total of `listing` (radio, related, rendered) with `result` (hit or
+    miss)."""
     for line in client.get("/metrics").text.splitlines():
-        if line.startswith(f'segue_list_cache_total{{list="radio",result="{result}"}}'):
+        if line.startswith(f'segue_list_cache_total{{list="{listing}",result="{result}"}}'):
             return float(line.split()[-1])
     return 0.0
 
@@ -94,6 +95,31 @@ def test_a_list_read_once_is_served_from_memory(client: TestClient, loaded: Load
     assert list_reads(client, "hit") == hits + 2 and list_reads(client, "miss") == misses + 1
     assert ids(again) == ids(first)[:5]
     assert radio["source"] == "cache"
+
+
+def test_a_warm_answer_is_sent_as_rendered_before(client: TestClient, loaded: LoadedBundle) -> None:
+    """The second time, the same bytes from the worker's rendered answers; a computed radio
+    answer (which says so) and an explained one are not kept."""
+    track = loaded.bundle.tracks.id_of(44)
+    radio_path = f"/v1/tracks/{track}/radio-neighbours?limit=9"
+    computed = client.get(radio_path)
+    assert computed.json()["source"] == "computed"
+    for path in (f"/v1/tracks/{track}/similar?limit=7", radio_path):
+        first = client.get(path)
+        assert first.status_code == 200, first.text
+        hits = list_reads(client, "hit", "rendered")
+        again = client.get(path)
+        assert list_reads(client, "hit", "rendered") == hits + 1
+        assert again.content == first.content
+        assert again.headers["content-type"] == "application/json"
+    assert client.get(radio_path).json()["source"] == "cache"
+    hits, misses = list_reads(client, "hit", "rendered"), list_reads(client, "miss", "rendered")
+    explained = client.get(f"/v1/tracks/{track}/similar?limit=7&explain=true").json()
+    assert all("sources" in i for i in explained["items"])
+    assert (list_reads(client, "hit", "rendered"), list_reads(client, "miss", "rendered")) == (
+        hits,
+        misses,
+    )
 
 
 def test_one_model_still_asks_its_index(client: TestClient, loaded: LoadedBundle,
