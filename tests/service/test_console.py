@@ -158,6 +158,9 @@ def test_search_track_station_thumbs_down_in_a_browser(
     # search by the artist's name: their tracks come up, titles without that name among them
     page.get_by_label("Search tracks and artists").fill(artist["name"].upper())
     page.keyboard.press("Enter")
+    # the answer to this query, not the "most listened" page still showing before it (which
+    # holds the same artist: CI read its rows as they were replaced, 2026-12-06)
+    expect(page.locator("#tracks-h")).to_contain_text(artist["name"].upper())
     results = page.locator("#track-results li")
     expect(results.first).to_be_visible()
     expect(page.locator("#artist-results")).to_contain_text(artist["name"])
