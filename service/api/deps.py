@@ -357,14 +357,14 @@ def body(content: dict[str, Any]) -> Json:
 
 def rendered(content: bytes) -> Response:
     """A 200 JSON response of an answer rendered before (`ResponseCache`)."""
-    return Response(content, media_type="application/json")
+    return Response(content, media_type=Json.media_type)
 
 
-def kept(ctx: ListContext, answer: Hashable, content: dict[str, Any]) -> Response:
-    """A 200 JSON response of `content`, rendered and kept as `answer` (`ResponseCache`)."""
-    out = orjson.dumps(content)
-    ctx.responses.put(answer, out)
-    return rendered(out)
+def kept(ctx: ListContext, answer: Hashable, content: dict[str, Any]) -> Json:
+    """`body(content)`, its rendered bytes kept as `answer` (`ResponseCache`)."""
+    response = body(content)
+    ctx.responses.put(answer, bytes(response.body))
+    return response
 
 
 def track_out(bundle: Bundle, row: int) -> schemas.Track:
